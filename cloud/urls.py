@@ -1,0 +1,10 @@
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/", include("portal.urls_accounts")),
+    path("api/v1/", include("cloud.urls_api")),
+    path("", include("observability.urls")),
+    path("", include("portal.urls")),
+]

@@ -1,0 +1,31 @@
+from django import forms
+from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.models import User
+
+from portal.models import Role
+
+
+class SignupForm(UserCreationForm):
+    email = forms.EmailField(required=True)
+    organisation = forms.CharField(
+        max_length=100, help_text="Your company or team; you can invite others later."
+    )
+
+    class Meta(UserCreationForm.Meta):
+        model = User
+        fields = ("username", "email")
+
+
+class TokenForm(forms.Form):
+    LIFETIMES = [("30", "30 days"), ("90", "90 days"), ("365", "1 year"), ("0", "No expiry")]
+    name = forms.CharField(max_length=100)
+    lifetime_days = forms.ChoiceField(choices=LIFETIMES, initial="90", label="Expires after")
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField()
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)

@@ -1,0 +1,121 @@
+"""Business rules for organisations, memberships and invitations."""
+
+import secrets
+from datetime import timedelta
+
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.text import slugify
+
+from portal import access, audit
+from portal.models import Invitation, Membership, Organisation, Quota, Role
+from portal.tokens import digest
+
+INVITATION_LIFETIME = timedelta(days=7)
+
+
+def unique_slug(name: str) -> str:
+    base = slugify(name)[:40] or "org"
+    slug, n = base, 1
+    while Organisation.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+@transaction.atomic
+def create_organisation(owner: User, name: str, slug: str | None = None) -> Organisation:
+    organisation = Organisation.objects.create(name=name, slug=slug or unique_slug(name))
+    Quota.objects.create(organisation=organisation)
+    Membership.objects.create(user=owner, organisation=organisation, role=Role.OWNER)
+    audit.record("organisation.create", organisation, actor=owner, organisation=organisation)
+    return organisation
+
+
+def _owners(organisation: Organisation) -> int:
+    return organisation.memberships.filter(role=Role.OWNER).count()
+
+
+@transaction.atomic
+def change_role(membership: Membership, role: Role, request: HttpRequest) -> None:
+    locked = Membership.objects.select_for_update().get(pk=membership.pk)
+    if locked.role == Role.OWNER and role != Role.OWNER and _owners(locked.organisation) == 1:
+        raise ValidationError("An organisation keeps at least one owner.")
+    locked.role = role
+    locked.save(update_fields=["role"])
+    audit.record(
+        "membership.role",
+        locked,
+        request=request,
+        organisation=locked.organisation,
+        role=role.value,
+    )
+
+
+@transaction.atomic
+def remove_member(membership: Membership, request: HttpRequest) -> None:
+    locked = Membership.objects.select_for_update().get(pk=membership.pk)
+    if locked.role == Role.OWNER and _owners(locked.organisation) == 1:
+        raise ValidationError("An organisation keeps at least one owner.")
+    audit.record("membership.remove", locked, request=request, organisation=locked.organisation)
+    locked.delete()
+
+
+def invite(organisation: Organisation, email: str, role: Role, request: HttpRequest) -> str:
+    """Create an invitation, mail its link, and return the link."""
+    raw = secrets.token_urlsafe(32)
+    invitation = Invitation.objects.create(
+        organisation=organisation,
+        email=email,
+        role=role,
+        digest=digest(raw),
+        invited_by=access.signed_in(request),
+        expires_at=timezone.now() + INVITATION_LIFETIME,
+    )
+    link = request.build_absolute_uri(reverse("portal:accept_invitation", args=[raw]))
+    send_mail(
+        f"Join {organisation.name} on the K3s portal",
+        f"You are invited to join {organisation.name} as {role.label.lower()}.\n\n{link}\n",
+        None,
+        [email],
+    )
+    audit.record(
+        "invitation.create",
+        invitation,
+        request=request,
+        organisation=organisation,
+        email=email,
+        role=role.value,
+    )
+    return link
+
+
+def pending_invitation(raw: str) -> Invitation | None:
+    return (
+        Invitation.objects.select_related("organisation")
+        .filter(digest=digest(raw), accepted_at__isnull=True, expires_at__gt=timezone.now())
+        .first()
+    )
+
+
+@transaction.atomic
+def accept(invitation: Invitation, request: HttpRequest) -> Membership:
+    claimed = Invitation.objects.filter(pk=invitation.pk, accepted_at__isnull=True).update(
+        accepted_at=timezone.now()
+    )
+    if not claimed:
+        raise ValidationError("This invitation was already used.")
+    membership, _ = Membership.objects.get_or_create(
+        user=access.signed_in(request),
+        organisation=invitation.organisation,
+        defaults={"role": invitation.role},
+    )
+    audit.record(
+        "invitation.accept", invitation, request=request, organisation=invitation.organisation
+    )
+    return membership

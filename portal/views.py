@@ -1,0 +1,170 @@
+"""Account pages: sign-up, organisation switcher, members and invitations, API tokens."""
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from portal import access, audit, organisations, tokens
+from portal.forms import InvitationForm, RoleForm, SignupForm, TokenForm
+from portal.models import ApiToken, Membership, Organisation, Role
+
+
+def signup(request: HttpRequest) -> HttpResponse:
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            user = form.save()
+            organisation = organisations.create_organisation(
+                user, form.cleaned_data["organisation"]
+            )
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        request.session[access.SESSION_KEY] = str(organisation.uuid)
+        messages.success(request, f"Welcome! {organisation.name} is ready.")
+        return redirect("portal:home")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    organisation = access.current_organisation(request)
+    if organisation is None:
+        return render(request, "portal/no_organisation.html")
+    return redirect("portal:token_list")
+
+
+@login_required
+@require_POST
+def switch_organisation(request: HttpRequest) -> HttpResponse:
+    organisation = get_object_or_404(
+        access.for_user(Organisation.objects.all(), request.user),
+        uuid=request.POST.get("organisation"),
+    )
+    request.session[access.SESSION_KEY] = str(organisation.uuid)
+    messages.info(request, f"Now working in {organisation.name}.")
+    return redirect("portal:home")
+
+
+def _current(request: HttpRequest) -> Organisation:
+    organisation = access.current_organisation(request)
+    if organisation is None:
+        raise Http404("You do not belong to an organisation.")
+    return organisation
+
+
+@login_required
+def token_list(request: HttpRequest) -> HttpResponse:
+    organisation = _current(request)
+    form = TokenForm(request.POST or None)
+    raw = None
+    if request.method == "POST" and form.is_valid():
+        days = int(form.cleaned_data["lifetime_days"])
+        token, raw = tokens.issue(
+            access.signed_in(request),
+            organisation,
+            form.cleaned_data["name"],
+            timedelta(days=days) if days else None,
+        )
+        audit.record("token.create", token, request=request, organisation=organisation)
+        form = TokenForm()
+    mine = ApiToken.objects.filter(user=access.signed_in(request), organisation=organisation)
+    return render(
+        request,
+        "portal/token_list.html",
+        {"form": form, "tokens": mine, "raw_token": raw, "organisation": organisation},
+    )
+
+
+@login_required
+@require_POST
+def token_revoke(request: HttpRequest, token_uuid: str) -> HttpResponse:
+    token = get_object_or_404(ApiToken, uuid=token_uuid, user=request.user)
+    if tokens.revoke(token):
+        audit.record("token.revoke", token, request=request, organisation=token.organisation)
+        messages.success(request, f"Token {token.name} revoked.")
+    return redirect("portal:token_list")
+
+
+@login_required
+def member_list(request: HttpRequest) -> HttpResponse:
+    organisation = _current(request)
+    role = access.role_in(request.user, organisation)
+    form = InvitationForm(request.POST or None)
+    if request.method == "POST":
+        access.require_role(request.user, organisation, Role.OWNER)
+        if form.is_valid():
+            organisations.invite(
+                organisation, form.cleaned_data["email"], Role(form.cleaned_data["role"]), request
+            )
+            messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
+            return redirect("portal:member_list")
+    return render(
+        request,
+        "portal/member_list.html",
+        {
+            "organisation": organisation,
+            "members": organisation.memberships.select_related("user"),
+            "invitations": organisation.invitations.filter(accepted_at__isnull=True),
+            "form": form,
+            "is_owner": role == Role.OWNER,
+            "roles": Role.choices,
+        },
+    )
+
+
+def _membership_for_owner(request: HttpRequest, membership_uuid: str) -> Membership:
+    membership = get_object_or_404(
+        access.for_user(Membership.objects.select_related("organisation"), request.user),
+        uuid=membership_uuid,
+    )
+    access.require_role(request.user, membership.organisation, Role.OWNER)
+    return membership
+
+
+@login_required
+@require_POST
+def member_role(request: HttpRequest, membership_uuid: str) -> HttpResponse:
+    membership = _membership_for_owner(request, membership_uuid)
+    form = RoleForm(request.POST)
+    if form.is_valid():
+        try:
+            organisations.change_role(membership, Role(form.cleaned_data["role"]), request)
+            messages.success(request, f"{membership.user} is now {form.cleaned_data['role']}.")
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+    return redirect("portal:member_list")
+
+
+@login_required
+@require_POST
+def member_remove(request: HttpRequest, membership_uuid: str) -> HttpResponse:
+    membership = _membership_for_owner(request, membership_uuid)
+    try:
+        organisations.remove_member(membership, request)
+        messages.success(request, f"{membership.user} removed.")
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    return redirect("portal:member_list")
+
+
+@login_required
+def accept_invitation(request: HttpRequest, raw: str) -> HttpResponse:
+    invitation = organisations.pending_invitation(raw)
+    if invitation is None:
+        raise Http404("This invitation is unknown, used or expired.")
+    if request.method == "POST":
+        try:
+            membership = organisations.accept(invitation, request)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+            return redirect("portal:home")
+        request.session[access.SESSION_KEY] = str(membership.organisation.uuid)
+        messages.success(request, f"You joined {membership.organisation.name}.")
+        return redirect("portal:home")
+    return render(request, "portal/invitation_accept.html", {"invitation": invitation})
