@@ -1,0 +1,15 @@
+"""Hypervisor drivers: `get_driver(uri)` hands out one cached driver per libvirt URI."""
+
+from __future__ import annotations
+
+import functools
+
+from provisioning.drivers.base import HypervisorDriver
+
+
+@functools.cache
+def get_driver(uri: str) -> HypervisorDriver:
+    # Imported here so that base/xml stay usable without loading libvirt.
+    from provisioning.drivers.libvirt import LibvirtDriver
+
+    return LibvirtDriver(uri)

@@ -1,0 +1,150 @@
+"""What the portal asks of a hypervisor: a Protocol, the specs it takes, the facts and errors it
+returns. Nothing here knows about libvirt, so services and tests can type against it freely."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class DriverError(Exception):
+    """A hypervisor operation failed; `code` is stable and machine-readable."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class TransientDriverError(DriverError):
+    """Retry later: the host was unreachable, busy or slow."""
+
+
+class PermanentDriverError(DriverError):
+    """Retrying will not help (bad config, missing volume, not enough memory, unsupported)."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    enforces_firewalls: bool
+    dhcp_leases: bool
+    volume_upload: bool
+
+
+@dataclass(frozen=True)
+class StoragePoolFacts:
+    name: str
+    capacity_bytes: int
+    available_bytes: int
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    hostname: str
+    vcpus: int
+    memory_mib: int
+    pools: tuple[StoragePoolFacts, ...]
+    domain_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class VolumeSpec:
+    pool: str
+    name: str
+    capacity_gib: int
+    # Name of a base volume in the same pool; the new volume is a qcow2 overlay on top of it.
+    backing_volume: str | None
+
+
+@dataclass(frozen=True)
+class NicSpec:
+    network: str
+    mac: str
+    ip: str
+    nwfilter: str | None
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    name: str
+    vcpus: int
+    memory_mib: int
+    disk_pool: str
+    disk_volume: str
+    nics: tuple[NicSpec, ...]
+    # Carries "ds=nocloud-net;s=<portal>/guest/<token>/" so cloud-init finds its seed.
+    smbios_serial: str
+    autostart: bool = True
+
+
+@dataclass(frozen=True)
+class DhcpHost:
+    mac: str
+    ip: str
+    name: str
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    name: str
+    bridge: str
+    segment_id: int
+    gateway: str
+    prefix: int
+    dhcp_hosts: tuple[DhcpHost, ...]
+    mtu: int = 1450
+
+
+@dataclass(frozen=True)
+class FirewallRuleSpec:
+    direction: str  # "ingress" | "egress"
+    protocol: str  # "tcp" | "udp" | "icmp" | "all"
+    port_min: int | None
+    port_max: int | None
+    cidr: str
+
+
+@dataclass(frozen=True)
+class NwfilterSpec:
+    name: str
+    network_cidr: str
+    rules: tuple[FirewallRuleSpec, ...]
+
+
+@dataclass(frozen=True)
+class DomainState:
+    name: str
+    state: str  # "running" | "shutoff" | "paused" | "other"
+
+
+class HypervisorDriver(Protocol):
+    uri: str
+    capabilities: Capabilities
+
+    def host_facts(self) -> HostFacts: ...
+
+    def list_domains(self, prefix: str) -> list[DomainState]: ...
+
+    def domain_state(self, name: str) -> DomainState | None: ...
+
+    def ensure_volume(self, spec: VolumeSpec) -> str: ...
+
+    def delete_volume(self, pool: str, name: str) -> None: ...
+
+    def volume_exists(self, pool: str, name: str) -> bool: ...
+
+    def ensure_domain(self, spec: DomainSpec) -> None: ...
+
+    def start_domain(self, name: str) -> None: ...
+
+    def stop_domain(self, name: str) -> None: ...
+
+    def undefine_domain(self, name: str) -> None: ...
+
+    def ensure_network(self, spec: NetworkSpec) -> None: ...
+
+    def delete_network(self, name: str) -> None: ...
+
+    def ensure_nwfilter(self, spec: NwfilterSpec) -> None: ...
+
+    def delete_nwfilter(self, name: str) -> None: ...
