@@ -49,7 +49,9 @@ class Env:
         except ValueError:
             raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from None
 
-    def list(self, name: builtins.str, default: builtins.list[builtins.str]) -> builtins.list[builtins.str]:
+    def list(
+        self, name: builtins.str, default: builtins.list[builtins.str]
+    ) -> builtins.list[builtins.str]:
         raw = self.environ.get(name)
         if raw is None:
             return default

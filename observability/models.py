@@ -9,3 +9,33 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hostname} at {self.seen_at:%H:%M:%S}"
+
+
+class EventState(models.TextChoices):
+    STARTED = "started"
+    DONE = "done"
+    FAILED = "failed"
+    INFO = "info"
+
+
+class Event(models.Model):
+    """The durable, ordered log of what happened to a cluster; the live view reads it."""
+
+    cluster = models.ForeignKey(
+        "provisioning.Cluster", on_delete=models.CASCADE, related_name="events"
+    )
+    node = models.CharField(max_length=63, blank=True)
+    step = models.CharField(max_length=16, blank=True)
+    state = models.CharField(max_length=8, choices=EventState.choices)
+    message = models.CharField(max_length=500)
+    progress = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    organisation_path = "cluster__organisation"
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["cluster", "id"])]
+
+    def __str__(self) -> str:
+        return f"#{self.id} {self.message}"

@@ -1,0 +1,86 @@
+"""Tenant L2 networks (a VXLAN segment each), their addresses, and firewalls."""
+
+import uuid
+
+from django.db import models
+
+
+class Network(models.Model):
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organisation = models.ForeignKey(
+        "portal.Organisation", on_delete=models.PROTECT, related_name="networks"
+    )
+    region = models.ForeignKey(
+        "provisioning.Region", on_delete=models.PROTECT, related_name="networks"
+    )
+    name = models.CharField(max_length=63)
+    cidr = models.CharField(max_length=18)
+    gateway = models.GenericIPAddressField(protocol="IPv4")
+    segment_id = models.PositiveIntegerField(help_text="VXLAN network identifier (VNI)")
+    is_default = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["region", "segment_id"], name="segment_per_region"),
+            models.UniqueConstraint(fields=["organisation", "name"], name="network_name_per_org"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.cidr})"
+
+    @property
+    def libvirt_name(self) -> str:
+        return f"tn-{self.segment_id}"
+
+    @property
+    def bridge(self) -> str:
+        return f"tnbr{self.segment_id}"
+
+
+class Firewall(models.Model):
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organisation = models.ForeignKey(
+        "portal.Organisation", on_delete=models.PROTECT, related_name="firewalls"
+    )
+    network = models.ForeignKey(Network, on_delete=models.CASCADE, related_name="firewalls")
+    name = models.CharField(max_length=63)
+    # [{"direction", "protocol", "ports", "cidr", "label"}], validated by networking.rules
+    rules = models.JSONField(default=list)
+    revision = models.PositiveIntegerField(default=1)
+    is_default = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "name"], name="firewall_name_per_org")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def nwfilter_name(self) -> str:
+        return f"k3s-fw-{self.uuid.hex[:12]}"
+
+
+class IpAllocation(models.Model):
+    """One address of a network held by one node; the unique pair makes IPAM race-free."""
+
+    network = models.ForeignKey(Network, on_delete=models.PROTECT, related_name="allocations")
+    address = models.GenericIPAddressField(protocol="IPv4")
+    node = models.OneToOneField(
+        "provisioning.Node", on_delete=models.CASCADE, related_name="ip_allocation"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["network", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["network", "address"], name="one_holder_per_address")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.address} in {self.network}"

@@ -1,0 +1,256 @@
+"""The supercluster (regions, hypervisors, sizes, images) and tenant clusters."""
+
+import math
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+from provisioning.states import LIVE_CLUSTER, ClusterStatus, NodeStatus, Step
+
+DOMAIN_PREFIX = "k3s-"
+
+
+class Region(models.Model):
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    slug = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class HypervisorState(models.TextChoices):
+    ACTIVE = "active"
+    CORDONED = "cordoned"
+    MAINTENANCE = "maintenance"
+    OFFLINE = "offline"
+
+
+class Hypervisor(models.Model):
+    """A libvirt host. Totals come from libvirt (the inventory sync); allocations are the
+    portal's own claims, since libvirt (and its test driver) does not account for them."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.SlugField(max_length=63, unique=True)
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="hypervisors")
+    uri = models.CharField(max_length=500, help_text="libvirt URI, e.g. qemu+ssh://host/system")
+    storage_pool = models.CharField(max_length=100, default="default")
+    state = models.CharField(
+        max_length=12, choices=HypervisorState.choices, default=HypervisorState.ACTIVE
+    )
+    vcpus_total = models.PositiveIntegerField(default=0)
+    memory_mib_total = models.PositiveBigIntegerField(default=0)
+    cpu_overcommit = models.FloatField(default=4.0)
+    memory_overcommit = models.FloatField(default=1.0)
+    vcpus_allocated = models.PositiveIntegerField(default=0)
+    memory_mib_allocated = models.PositiveBigIntegerField(default=0)
+    domain_count = models.PositiveIntegerField(default=0)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    sync_failures = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    # SSH key or TLS client key for a remote URI, Fernet-encrypted (see portal.secrets).
+    credentials_encrypted = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["region__slug", "name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(vcpus_allocated__gte=0) & Q(memory_mib_allocated__gte=0),
+                name="hypervisor_allocations_non_negative",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def vcpus_capacity(self) -> int:
+        return math.floor(self.vcpus_total * self.cpu_overcommit)
+
+    @property
+    def memory_mib_capacity(self) -> int:
+        return math.floor(self.memory_mib_total * self.memory_overcommit)
+
+
+class NodeSize(models.Model):
+    slug = models.SlugField(max_length=40, unique=True)
+    vcpus = models.PositiveSmallIntegerField()
+    memory_mib = models.PositiveIntegerField()
+    disk_gib = models.PositiveIntegerField()
+    monthly_price = models.DecimalField(max_digits=8, decimal_places=2)
+
+    class Meta:
+        ordering = ["vcpus", "memory_mib"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class K3sVersion(models.Model):
+    version = models.CharField(max_length=40, unique=True, help_text="e.g. v1.31.4+k3s1")
+    is_default = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"], condition=Q(is_default=True), name="one_default_version"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.version
+
+    @property
+    def slug(self) -> str:
+        return self.version
+
+
+class BaseImage(models.Model):
+    """The region's base volume for a K3s version (OS + K3s airgap bundle), which every
+    node's disk clones copy-on-write. It lives in each hypervisor's storage pool."""
+
+    version = models.ForeignKey(K3sVersion, on_delete=models.PROTECT, related_name="images")
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="images")
+    volume_name = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["version", "region"], name="one_image_per_region")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version} in {self.region}: {self.volume_name}"
+
+
+class Cluster(models.Model):
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organisation = models.ForeignKey(
+        "portal.Organisation", on_delete=models.PROTECT, related_name="clusters"
+    )
+    name = models.CharField(max_length=40)
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="clusters")
+    k3s_version = models.ForeignKey(K3sVersion, on_delete=models.PROTECT)
+    network = models.ForeignKey(
+        "networking.Network", on_delete=models.PROTECT, related_name="clusters"
+    )
+    firewall = models.ForeignKey(
+        "networking.Firewall", on_delete=models.PROTECT, related_name="clusters"
+    )
+    status = models.CharField(
+        max_length=12, choices=ClusterStatus.choices, default=ClusterStatus.PENDING
+    )
+    status_reason = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(
+        "auth.User", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    # PKI and join token (provisioning.pki); private parts Fernet-encrypted.
+    server_ca_cert = models.TextField(blank=True)
+    server_ca_key_encrypted = models.TextField(blank=True)
+    client_ca_cert = models.TextField(blank=True)
+    client_ca_key_encrypted = models.TextField(blank=True)
+    join_token_encrypted = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "name"],
+                condition=Q(status__in=LIVE_CLUSTER),
+                name="cluster_name_unique_while_live",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class NodePool(models.Model):
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="pools")
+    name = models.CharField(max_length=20)
+    size = models.ForeignKey(NodeSize, on_delete=models.PROTECT)
+    count = models.PositiveSmallIntegerField()
+    # Names are never reused, so a node being deleted never clashes with a new one.
+    next_index = models.PositiveIntegerField(default=0)
+
+    organisation_path = "cluster__organisation"
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "name"], name="pool_name_per_cluster")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cluster}/{self.name}"
+
+
+class Node(models.Model):
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="nodes")
+    pool = models.ForeignKey(NodePool, on_delete=models.CASCADE, related_name="nodes")
+    name = models.CharField(max_length=63)
+    is_server = models.BooleanField(default=False)
+    hypervisor = models.ForeignKey(
+        Hypervisor, null=True, on_delete=models.PROTECT, related_name="nodes"
+    )
+    # The capacity this node holds on its hypervisor; zeroed exactly once on release.
+    claimed_vcpus = models.PositiveSmallIntegerField(default=0)
+    claimed_memory_mib = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=12, choices=NodeStatus.choices, default=NodeStatus.PENDING)
+    step = models.CharField(max_length=16, choices=Step.choices, blank=True)
+    error_code = models.CharField(max_length=40, blank=True)
+    error_message = models.CharField(max_length=500, blank=True)
+    # Digest of the guest's token (cloud-init seed URL and phone-home); blank = revoked.
+    token_digest = models.CharField(max_length=64, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    progressed_at = models.DateTimeField(auto_now_add=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+
+    organisation_path = "cluster__organisation"
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "name"], name="node_name_per_cluster")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def domain_name(self) -> str:
+        """Deterministic, so every libvirt call about this node is idempotent."""
+        return f"{DOMAIN_PREFIX}{self.cluster.uuid.hex[:8]}-{self.name}"
+
+    @property
+    def volume_name(self) -> str:
+        return f"{self.domain_name}.qcow2"
+
+
+class NodeStep(models.Model):
+    """When each of a node's five steps started and finished (durations, ETA)."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="steps")
+    step = models.CharField(max_length=16, choices=Step.choices)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    failed = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["node", "step"], name="one_row_per_node_step")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node} {self.step}"
