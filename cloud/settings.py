@@ -232,4 +232,6 @@ LOGGING = {
 }
 
 # Periodic tasks other apps add (task name -> seconds); beat runs them.
-PERIODIC_TASKS: dict[str, float] = {}
+PERIODIC_TASKS: dict[str, float] = {
+    "provisioning.sync_inventory": env.float("INVENTORY_SYNC_SECONDS", 10),
+}

@@ -5,4 +5,6 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("portal.api_urls")),
     path("", include("provisioning.api_urls")),
+    path("", include("provisioning.staff_urls")),
+    path("", include("networking.api_urls")),
 ]
