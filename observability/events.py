@@ -1,0 +1,42 @@
+"""Writing events: the durable log first, then (on commit) a doorbell for live viewers."""
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from observability.models import Event, EventState
+from provisioning.models import Cluster
+
+
+def group_name(cluster_uuid: object) -> str:
+    return f"cluster.{cluster_uuid}"
+
+
+def _ring(cluster_uuid: object, event_id: int) -> None:
+    layer = get_channel_layer()
+    if layer is None:  # embedded mode: consumers poll the event table instead
+        return
+    async_to_sync(layer.group_send)(
+        group_name(cluster_uuid), {"type": "event.ready", "event_id": event_id}
+    )
+
+
+def record(
+    cluster: Cluster,
+    message: str,
+    *,
+    state: str = EventState.INFO,
+    node: str = "",
+    step: str = "",
+    progress: int | None = None,
+) -> Event:
+    """Append an event; `progress` None keeps the cluster's last progress figure."""
+    if progress is None:
+        last = Event.objects.filter(cluster=cluster).order_by("-id").first()
+        progress = last.progress if last else 0
+    event = Event.objects.create(
+        cluster=cluster, message=message[:500], state=state, node=node, step=step,
+        progress=max(0, min(100, progress)),
+    )  # fmt: skip
+    transaction.on_commit(lambda: _ring(cluster.uuid, event.id))
+    return event
