@@ -254,3 +254,23 @@ class NodeStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.node} {self.step}"
+
+
+class IssuedCredential(models.Model):
+    """A kubeconfig client certificate handed out: listed per cluster and audited."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="credentials")
+    user = models.ForeignKey("auth.User", null=True, on_delete=models.SET_NULL, related_name="+")
+    username = models.CharField(max_length=150)
+    role = models.CharField(max_length=10)
+    serial = models.CharField(max_length=40)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    organisation_path = "cluster__organisation"
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.username} ({self.role}) on {self.cluster}"
