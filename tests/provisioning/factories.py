@@ -1,0 +1,40 @@
+"""Rows for tests that need a node without running a launch."""
+
+import uuid
+
+from networking.models import Firewall, Network
+from portal.models import Organisation
+from provisioning.models import Cluster, Hypervisor, K3sVersion, Node, NodePool, NodeSize
+
+
+def make_cluster_node(host: Hypervisor, size: NodeSize) -> Node:
+    """A node on `host` holding one `size` worth of its claimed capacity."""
+    suffix = uuid.uuid4().hex[:6]
+    organisation = Organisation.objects.create(slug=f"org-{suffix}", name=suffix)
+    network = Network.objects.create(
+        organisation=organisation,
+        region=host.region,
+        name="n",
+        cidr="10.0.0.0/24",
+        gateway="10.0.0.1",
+        segment_id=Network.objects.count() + 10000,
+    )
+    firewall = Firewall.objects.create(organisation=organisation, network=network, name="f")
+    version, _ = K3sVersion.objects.get_or_create(version="v1.31.4+k3s1")
+    cluster = Cluster.objects.create(
+        organisation=organisation,
+        name="c",
+        region=host.region,
+        k3s_version=version,
+        network=network,
+        firewall=firewall,
+    )
+    pool = NodePool.objects.create(cluster=cluster, name="p", size=size, count=1)
+    return Node.objects.create(
+        cluster=cluster,
+        pool=pool,
+        name="c-p-0",
+        hypervisor=host,
+        claimed_vcpus=size.vcpus,
+        claimed_memory_mib=size.memory_mib,
+    )
