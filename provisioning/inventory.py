@@ -1,0 +1,107 @@
+"""The supercluster inventory: what each hypervisor has, and whether it takes new nodes.
+
+`sync_hypervisor` talks to libvirt, so only Celery tasks and management commands call it;
+views read what it stored. Every write is a conditional UPDATE, never a read-modify-write,
+because placement claims capacity on the same rows at the same time.
+
+Offline: three failed syncs in a row take an *active* host offline, and the next successful
+sync brings it back to active. Only the sync sets `offline` (staff cannot cordon or uncordon
+an offline host, and the admin shows the state read-only), so an offline host was active
+before. A cordoned or maintenance host keeps the state staff gave it while unreachable (it
+takes no new nodes either way); its failures and last error are still recorded and shown.
+"""
+
+import logging
+
+from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Least
+from django.http import HttpRequest
+from django.utils import timezone
+
+from portal import audit
+from provisioning.drivers import get_driver
+from provisioning.drivers.base import DriverError
+from provisioning.models import DOMAIN_PREFIX, Hypervisor, HypervisorState
+
+logger = logging.getLogger(__name__)
+
+OFFLINE_AFTER_FAILURES = 3
+# Keeps the small counter of a host that stays down for weeks from overflowing.
+MAX_COUNTED_FAILURES = 1000
+# The audit action and message word for a move into each state.
+_VERBS = {HypervisorState.CORDONED: "cordon", HypervisorState.ACTIVE: "uncordon"}
+
+
+class HypervisorStateConflict(Exception):
+    """The host is in a state the requested change cannot start from."""
+
+
+def sync_hypervisor(hypervisor_id: int) -> None:
+    """Read the host's facts through its driver and store them, or count the failure."""
+    hosts = Hypervisor.objects.filter(pk=hypervisor_id)
+    uri = hosts.values_list("uri", flat=True).first()
+    if uri is None:
+        return  # deleted since the sync was queued
+    try:
+        facts = get_driver(uri).host_facts()
+    except DriverError as err:
+        _record_failure(hypervisor_id, err)
+        return
+    with transaction.atomic():
+        hosts.update(
+            vcpus_total=facts.vcpus,
+            memory_mib_total=facts.memory_mib,
+            domain_count=sum(name.startswith(DOMAIN_PREFIX) for name in facts.domain_names),
+            synced_at=timezone.now(),
+            sync_failures=0,
+            last_error="",
+        )
+        if hosts.filter(state=HypervisorState.OFFLINE).update(state=HypervisorState.ACTIVE):
+            logger.info("hypervisor %s answers again: back to active", hypervisor_id)
+
+
+def _record_failure(hypervisor_id: int, err: DriverError) -> None:
+    hosts = Hypervisor.objects.filter(pk=hypervisor_id)
+    max_length = Hypervisor._meta.get_field("last_error").max_length or 500
+    with transaction.atomic():
+        hosts.update(
+            sync_failures=Least(F("sync_failures") + 1, Value(MAX_COUNTED_FAILURES)),
+            last_error=str(err)[:max_length],
+        )
+        went_offline = hosts.filter(
+            state=HypervisorState.ACTIVE, sync_failures__gte=OFFLINE_AFTER_FAILURES
+        ).update(state=HypervisorState.OFFLINE)
+    if went_offline:
+        logger.warning("hypervisor %s is offline: %s", hypervisor_id, err)
+
+
+def cordon(hypervisor: Hypervisor, request: HttpRequest) -> bool:
+    """Stop placing new nodes on an active host. False when it was already cordoned."""
+    return _move(hypervisor, HypervisorState.ACTIVE, HypervisorState.CORDONED, request)
+
+
+def uncordon(hypervisor: Hypervisor, request: HttpRequest) -> bool:
+    """Let a cordoned host take new nodes again. False when it was already active."""
+    return _move(hypervisor, HypervisorState.CORDONED, HypervisorState.ACTIVE, request)
+
+
+def _move(
+    hypervisor: Hypervisor,
+    source: HypervisorState,
+    target: HypervisorState,
+    request: HttpRequest,
+) -> bool:
+    hosts = Hypervisor.objects.filter(pk=hypervisor.pk)
+    with transaction.atomic():
+        if hosts.filter(state=source).update(state=target):
+            hypervisor.state = target
+            audit.record(f"hypervisor.{_VERBS[target]}", hypervisor, request=request)
+            return True
+    current = hosts.values_list("state", flat=True).get()
+    hypervisor.state = current
+    if current == target:
+        return False
+    raise HypervisorStateConflict(
+        f"{hypervisor.name} is {current}: only a host that is {source} can be {_VERBS[target]}ed."
+    )

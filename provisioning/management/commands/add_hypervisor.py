@@ -1,0 +1,69 @@
+"""Add a hypervisor by libvirt URI, then sync it at once so its totals are known."""
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+
+from portal import audit, secrets
+from provisioning import inventory
+from provisioning.management.commands.sync_hypervisors import print_table
+from provisioning.models import Hypervisor, Region
+
+
+def overcommit(value: str) -> float:
+    ratio = float(value)
+    if not 0 < ratio <= 100:
+        raise argparse.ArgumentTypeError("must be a ratio above 0, e.g. 4 or 1.5")
+    return ratio
+
+
+class Command(BaseCommand):
+    help = "Add hypervisor NAME reached at libvirt URI to a region, then sync it."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("name")
+        parser.add_argument("uri", help="e.g. qemu+ssh://root@host/system")
+        parser.add_argument("--region", required=True, help="slug of an existing region")
+        parser.add_argument("--storage-pool", default="default")
+        parser.add_argument("--cpu-overcommit", type=overcommit, default=4.0)
+        parser.add_argument("--memory-overcommit", type=overcommit, default=1.0)
+        parser.add_argument(
+            "--credentials-file",
+            type=Path,
+            help="SSH or TLS client key for the URI; stored encrypted",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        region = Region.objects.filter(slug=options["region"]).first()
+        if region is None:
+            known = ", ".join(Region.objects.values_list("slug", flat=True)) or "none yet"
+            raise CommandError(f"No region {options['region']!r} (known: {known}).")
+        credentials = ""
+        if options["credentials_file"]:
+            try:
+                credentials = secrets.encrypt(options["credentials_file"].read_text())
+            except OSError as err:
+                raise CommandError(f"Cannot read the credentials file: {err}") from err
+        hypervisor = Hypervisor(
+            name=options["name"],
+            uri=options["uri"],
+            region=region,
+            storage_pool=options["storage_pool"],
+            cpu_overcommit=options["cpu_overcommit"],
+            memory_overcommit=options["memory_overcommit"],
+            credentials_encrypted=credentials,
+        )
+        try:
+            hypervisor.full_clean()
+        except ValidationError as err:
+            problems = "; ".join(f"{f}: {' '.join(m)}" for f, m in err.message_dict.items())
+            raise CommandError(problems) from err
+        with transaction.atomic():
+            hypervisor.save()
+            audit.record("hypervisor.create", hypervisor, uri=hypervisor.uri)
+        inventory.sync_hypervisor(hypervisor.pk)
+        print_table(self.stdout, Hypervisor.objects.filter(pk=hypervisor.pk))
