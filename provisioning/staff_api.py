@@ -1,0 +1,83 @@
+"""The supercluster for staff: hypervisor inventory, cordon and uncordon.
+
+For anyone else the staff API does not exist (404), so its presence is not confirmed.
+"""
+
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+from rest_framework import exceptions, generics, permissions, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from provisioning import inventory
+from provisioning.models import Hypervisor
+
+
+class StaffOnly(permissions.BasePermission):
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        if not request.user.is_authenticated:
+            return False  # DRF answers 401
+        if not request.user.is_staff:
+            raise exceptions.NotFound()
+        return True
+
+
+class HypervisorSerializer(serializers.ModelSerializer):
+    region = serializers.CharField(source="region.slug")
+
+    class Meta:
+        model = Hypervisor
+        fields = [
+            "uuid",
+            "name",
+            "region",
+            "state",
+            "vcpus_total",
+            "vcpus_allocated",
+            "vcpus_capacity",
+            "memory_mib_total",
+            "memory_mib_allocated",
+            "memory_mib_capacity",
+            "cpu_overcommit",
+            "memory_overcommit",
+            "domain_count",
+            "synced_at",
+            "sync_failures",
+            "last_error",
+        ]
+        read_only_fields = fields
+
+
+class HypervisorList(generics.ListAPIView):
+    permission_classes = [StaffOnly]
+    queryset = Hypervisor.objects.select_related("region")
+    serializer_class = HypervisorSerializer
+
+
+class HypervisorStateChange(APIView):
+    """POST: 200 with the host (also when it already was in the target state), 409 with the
+    reason when its state does not allow the change."""
+
+    permission_classes = [StaffOnly]
+
+    @staticmethod
+    def change(hypervisor: Hypervisor, request: HttpRequest) -> bool:
+        raise NotImplementedError
+
+    def post(self, request: Request, name: str) -> Response:
+        hypervisor = get_object_or_404(Hypervisor.objects.select_related("region"), name=name)
+        try:
+            # The HttpRequest under DRF's Request: the audit log reads its user and address.
+            self.change(hypervisor, request._request)
+        except inventory.HypervisorStateConflict as err:
+            return Response({"detail": str(err)}, status=status.HTTP_409_CONFLICT)
+        return Response(HypervisorSerializer(hypervisor).data)
+
+
+class Cordon(HypervisorStateChange):
+    change = staticmethod(inventory.cordon)
+
+
+class Uncordon(HypervisorStateChange):
+    change = staticmethod(inventory.uncordon)
