@@ -1,0 +1,36 @@
+"""The staff console's hypervisor page: capacity, state and last sync of every host."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+
+from provisioning import inventory
+from provisioning.models import Hypervisor
+
+_CHANGES = {"cordon": inventory.cordon, "uncordon": inventory.uncordon}
+
+
+@login_required
+def staff_hypervisor_list(request: HttpRequest) -> HttpResponse:
+    """GET the table; POST `name` and `action` (cordon/uncordon), then back to the table."""
+    if not request.user.is_staff:
+        raise Http404
+    if request.method == "POST":
+        change = _CHANGES.get(request.POST.get("action", ""))
+        if change is None:
+            return HttpResponse("action must be cordon or uncordon", status=400)
+        hypervisor = get_object_or_404(Hypervisor, name=request.POST.get("name", ""))
+        try:
+            changed = change(hypervisor, request)
+        except inventory.HypervisorStateConflict as err:
+            messages.error(request, str(err))
+        else:
+            already = "" if changed else "already "
+            messages.success(request, f"{hypervisor.name} is {already}{hypervisor.state}.")
+        return redirect("provisioning:staff_hypervisor_list")
+    return render(
+        request,
+        "provisioning/staff_hypervisor_list.html",
+        {"hypervisors": Hypervisor.objects.select_related("region")},
+    )
