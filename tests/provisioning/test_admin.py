@@ -115,6 +115,6 @@ def test_tenant_objects_are_read_only(admin_client: Client, model: str) -> None:
     assert admin_client.get(f"/admin/provisioning/{model}/add/").status_code == 403
 
 
-@pytest.mark.parametrize("model", ["region", "nodesize", "k3sversion", "baseimage"])
+@pytest.mark.parametrize("model", ["region", "hypervisor", "nodesize", "k3sversion", "baseimage"])
 def test_catalogue_is_managed_in_the_admin(admin_client: Client, model: str) -> None:
     assert admin_client.get(f"/admin/provisioning/{model}/add/").status_code == 200
