@@ -5,6 +5,12 @@ import uuid
 from django.db import models
 
 
+class LiveQuerySet(models.QuerySet):
+    def live(self) -> "LiveQuerySet":
+        """Not retired (see `deleted_at`)."""
+        return self.filter(deleted_at__isnull=True)
+
+
 class Network(models.Model):
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     organisation = models.ForeignKey(
@@ -19,6 +25,11 @@ class Network(models.Model):
     segment_id = models.PositiveIntegerField(help_text="VXLAN network identifier (VNI)")
     is_default = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Deleted clusters keep pointing at their network (a protected key), so a network they
+    # used is retired instead of deleted: renamed and its segment parked outside the VNI space.
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = LiveQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -51,6 +62,9 @@ class Firewall(models.Model):
     revision = models.PositiveIntegerField(default=1)
     is_default = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)  # retired, as for Network
+
+    objects = LiveQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -84,3 +98,30 @@ class IpAllocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.address} in {self.network}"
+
+
+class FirewallRollout(models.Model):
+    """What the last rollout of a firewall did on one hypervisor: enforced there, or why not."""
+
+    firewall = models.ForeignKey(Firewall, on_delete=models.CASCADE, related_name="rollouts")
+    hypervisor = models.ForeignKey(
+        "provisioning.Hypervisor", on_delete=models.CASCADE, related_name="firewall_rollouts"
+    )
+    revision = models.PositiveIntegerField()
+    enforced = models.BooleanField()
+    reason = models.CharField(max_length=300, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    organisation_path = "firewall__organisation"
+
+    class Meta:
+        ordering = ["hypervisor__name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["firewall", "hypervisor"], name="one_rollout_per_firewall_host"
+            )
+        ]
+
+    def __str__(self) -> str:
+        state = "enforced" if self.enforced else f"not enforced ({self.reason})"
+        return f"{self.firewall} r{self.revision} on {self.hypervisor}: {state}"

@@ -1,0 +1,36 @@
+"""Staff views of tenant networks: read-mostly, since segments and addresses are allocated
+by networking.services and networking.ipam, never typed in by hand."""
+
+from django.contrib import admin
+
+from networking.models import Firewall, FirewallRollout, IpAllocation, Network
+
+
+@admin.register(Network)
+class NetworkAdmin(admin.ModelAdmin):
+    list_display = ["name", "organisation", "region", "cidr", "segment_id", "deleted_at"]
+    list_filter = ["region", "is_default"]
+    search_fields = ["name", "organisation__slug", "cidr"]
+    readonly_fields = ["uuid", "segment_id", "gateway", "cidr", "created_at", "deleted_at"]
+
+
+class RolloutInline(admin.TabularInline):
+    model = FirewallRollout
+    extra = 0
+    can_delete = False
+    readonly_fields = ["hypervisor", "revision", "enforced", "reason", "updated_at"]
+
+
+@admin.register(Firewall)
+class FirewallAdmin(admin.ModelAdmin):
+    list_display = ["name", "organisation", "network", "revision", "is_default", "deleted_at"]
+    search_fields = ["name", "organisation__slug"]
+    readonly_fields = ["uuid", "revision", "created_at", "deleted_at"]
+    inlines = [RolloutInline]
+
+
+@admin.register(IpAllocation)
+class IpAllocationAdmin(admin.ModelAdmin):
+    list_display = ["address", "network", "node", "created_at"]
+    search_fields = ["address", "network__name", "node__name"]
+    readonly_fields = ["network", "address", "node", "created_at"]

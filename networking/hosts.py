@@ -1,0 +1,167 @@
+"""The worker side: tenant networks and firewalls on hypervisors, through the driver.
+
+Only Celery tasks call this. Every function recomputes what a host should have from the
+database (the live nodes on it), so a repeated or concurrent call converges.
+"""
+
+from django.db.models import QuerySet
+
+from networking import ipam, rules
+from networking.models import Firewall, FirewallRollout, Network
+from observability import events
+from observability.models import EventState
+from provisioning.drivers import get_driver
+from provisioning.drivers.base import (
+    DhcpHost,
+    HypervisorDriver,
+    NetworkSpec,
+    NicSpec,
+    NwfilterSpec,
+    PermanentDriverError,
+)
+from provisioning.models import Cluster, Hypervisor, Node
+from provisioning.states import NodeStatus
+
+GONE = (NodeStatus.DELETING, NodeStatus.DELETED)
+
+
+def live_nodes() -> QuerySet[Node]:
+    return Node.objects.exclude(status__in=GONE)
+
+
+def network_spec(network: Network, nodes: QuerySet[Node]) -> NetworkSpec:
+    """The libvirt network with one static lease per node given that holds an address."""
+    hosts = [
+        DhcpHost(mac=ipam.mac_for(n), ip=n.ip_allocation.address, name=n.domain_name)
+        for n in nodes.filter(ip_allocation__isnull=False).select_related(
+            "cluster", "ip_allocation"
+        )
+    ]
+    return NetworkSpec(
+        name=network.libvirt_name,
+        bridge=network.bridge,
+        segment_id=network.segment_id,
+        gateway=network.gateway,
+        prefix=int(network.cidr.split("/")[1]),
+        dhcp_hosts=tuple(sorted(hosts, key=lambda h: tuple(map(int, h.ip.split("."))))),
+    )
+
+
+def nwfilter_spec(firewall: Firewall) -> NwfilterSpec:
+    return NwfilterSpec(
+        name=firewall.nwfilter_name,
+        network_cidr=firewall.network.cidr,
+        rules=tuple(rules.to_spec(r) for r in firewall.rules),
+    )
+
+
+def not_enforced_reason(driver: HypervisorDriver) -> str:
+    if driver.uri.split(":", 1)[0].split("+", 1)[0] == "test":
+        return "test driver has no nwfilter API"
+    return "this host's driver cannot enforce firewalls"
+
+
+def _apply_firewall(firewall: Firewall, hypervisor: Hypervisor, driver: HypervisorDriver) -> bool:
+    """Define the nwfilter on the host when it can; record honestly what happened."""
+    enforced = driver.capabilities.enforces_firewalls
+    if enforced:
+        driver.ensure_nwfilter(nwfilter_spec(firewall))
+    FirewallRollout.objects.update_or_create(
+        firewall=firewall,
+        hypervisor=hypervisor,
+        defaults={
+            "revision": firewall.revision,
+            "enforced": enforced,
+            "reason": "" if enforced else not_enforced_reason(driver),
+        },
+    )
+    return enforced
+
+
+def attach(node: Node, driver: HypervisorDriver) -> NicSpec:
+    """Before the node's domain is defined: its network (and firewall) on its hypervisor."""
+    hypervisor = node.hypervisor
+    address = ipam.address_of(node)
+    if hypervisor is None or address is None:
+        raise PermanentDriverError("invalid_config", f"{node.name} has no host or no address")
+    network = node.cluster.network
+    on_host = live_nodes().filter(cluster__network=network, hypervisor=hypervisor)
+    driver.ensure_network(network_spec(network, on_host))
+    # Fresh from the database: a rule change since the task loaded the node must not regress.
+    firewall = Firewall.objects.select_related("network").get(pk=node.cluster.firewall_id)
+    enforced = _apply_firewall(firewall, hypervisor, driver)
+    return NicSpec(
+        network=network.libvirt_name,
+        mac=ipam.mac_for(node),
+        ip=address,
+        nwfilter=firewall.nwfilter_name if enforced else None,
+    )
+
+
+def detach(node: Node, driver: HypervisorDriver) -> None:
+    """After the node's domain is gone: drop its lease, or the network (and the nwfilter)
+    when no other live node on this hypervisor needs them. Idempotent."""
+    hypervisor = node.hypervisor
+    if hypervisor is None:
+        return
+    network = node.cluster.network
+    others = live_nodes().filter(hypervisor=hypervisor).exclude(pk=node.pk)
+    same_network = others.filter(cluster__network=network)
+    if same_network.exists():
+        driver.ensure_network(network_spec(network, same_network))
+    else:
+        driver.delete_network(network.libvirt_name)
+    firewall = node.cluster.firewall
+    if not others.filter(cluster__firewall=firewall).exists():
+        driver.delete_nwfilter(firewall.nwfilter_name)
+        FirewallRollout.objects.filter(firewall=firewall, hypervisor=hypervisor).delete()
+
+
+def roll_out(firewall: Firewall) -> None:
+    """Re-define the firewall on every host with live nodes behind it (libvirt re-applies
+    a redefined nwfilter to running NICs), writing an event per host to the clusters there.
+
+    A host already at this revision is skipped, so a retried rollout does not repeat itself.
+    """
+    nodes = live_nodes().filter(cluster__firewall=firewall).select_related("hypervisor", "cluster")
+    by_host: dict[Hypervisor, set[Cluster]] = {}
+    for node in nodes:
+        if node.hypervisor is not None:
+            by_host.setdefault(node.hypervisor, set()).add(node.cluster)
+    done = set(
+        FirewallRollout.objects.filter(firewall=firewall, revision=firewall.revision).values_list(
+            "hypervisor_id", flat=True
+        )
+    )
+    for hypervisor, clusters in sorted(by_host.items(), key=lambda item: item[0].name):
+        if hypervisor.pk in done:
+            continue
+        driver = get_driver(hypervisor.uri)
+        try:
+            enforced = _apply_firewall(firewall, hypervisor, driver)
+        except PermanentDriverError as err:
+            message, state = f"failed on {hypervisor.name}: {err.message}", EventState.FAILED
+            # Revision 0: the next rollout tries this host again.
+            FirewallRollout.objects.update_or_create(
+                firewall=firewall,
+                hypervisor=hypervisor,
+                defaults={
+                    "revision": 0,
+                    "enforced": False,
+                    "reason": f"failed: {err.message}"[:300],
+                },
+            )
+        else:
+            reason = not_enforced_reason(driver)
+            message = (
+                f"applied on {hypervisor.name}"
+                if enforced
+                else f"not enforced on {hypervisor.name} ({reason})"
+            )
+            state = EventState.INFO
+        for cluster in sorted(clusters, key=lambda c: c.pk):
+            events.record(
+                cluster,
+                f"firewall {firewall.name} revision {firewall.revision} {message}",
+                state=state,
+            )

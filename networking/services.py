@@ -1,0 +1,328 @@
+"""Business operations on tenant networks and firewalls; views and the launch call these."""
+
+import re
+import uuid
+from collections.abc import Iterable
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from networking import ipam, rules, segments
+from networking.models import Firewall, Network
+from observability import events
+from portal import audit
+from portal.models import Organisation, Quota
+from provisioning.models import Cluster, Region
+from provisioning.states import ClusterStatus
+
+DEFAULT_CIDR = "10.0.0.0/24"
+NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+class InUse(Exception):
+    """The object is still used by live clusters (an HTTP 409)."""
+
+    def __init__(self, message: str, clusters: list[str]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.clusters = clusters
+
+
+def check_name(name: str) -> str:
+    name = (name or "").strip()
+    if not NAME_RE.match(name):
+        raise ValidationError(
+            {"name": "Use 1-63 lowercase letters, digits and hyphens, not starting or ending "
+             "with a hyphen."}
+        )  # fmt: skip
+    return name
+
+
+def _parse_id(value: str, field: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError as err:
+        raise ValidationError({field: f"{value!r} is not an id."}) from err
+
+
+def region_by_slug(slug: str | None) -> Region:
+    """The named region, else the first one (most installations have just one)."""
+    regions = Region.objects.order_by("slug")
+    region = regions.filter(slug=slug).first() if slug else regions.first()
+    if region is None:
+        raise ValidationError({"region": f"No region {slug!r}." if slug else "No region yet."})
+    return region
+
+
+def live_clusters(clusters: Iterable[Cluster]) -> list[str]:
+    return sorted(c.name for c in clusters if c.status != ClusterStatus.DELETED)
+
+
+# --- Networks -------------------------------------------------------------------------------
+
+
+def create_network(
+    organisation: Organisation,
+    region: Region,
+    name: str,
+    cidr: str,
+    *,
+    request: HttpRequest | None,
+    is_default: bool = False,
+) -> Network:
+    """Validate, check the quota, take a segment, add the default firewall, audit; atomic."""
+    name = check_name(name)
+    net = ipam.parse_cidr(cidr)
+    try:
+        with transaction.atomic():
+            # Lock order everywhere: organisation, then region.
+            Organisation.objects.select_for_update().get(pk=organisation.pk)
+            limit = Quota.objects.get_or_create(organisation=organisation)[0].networks
+            count = Network.objects.live().filter(organisation=organisation).count()
+            if count >= limit:
+                raise ValidationError(
+                    {"quota": f"Your organisation may have {limit} networks; it has {count}."}
+                )
+            if Network.objects.filter(organisation=organisation, name=name).exists():
+                raise ValidationError({"name": f"You already have a network named {name}."})
+            segments.lock_region(region)
+            network = Network.objects.create(
+                organisation=organisation,
+                region=region,
+                name=name,
+                cidr=str(net),
+                gateway=ipam.gateway_of(net),
+                segment_id=segments.allocate(region),
+                is_default=is_default,
+            )
+            firewall = Firewall.objects.create(
+                organisation=organisation,
+                network=network,
+                name=_free_firewall_name(organisation, f"{name[:52]}-fw"),
+                rules=rules.default_rules(str(net)),
+                is_default=True,
+            )
+            audit.record(
+                "network.create",
+                network,
+                request=request,
+                organisation=organisation,
+                cidr=network.cidr,
+                region=region.slug,
+                segment_id=network.segment_id,
+                default_firewall=str(firewall.uuid),
+            )
+    except IntegrityError as err:  # a concurrent request took the name first
+        raise ValidationError({"name": f"You already have a network named {name}."}) from err
+    return network
+
+
+def _free_firewall_name(organisation: Organisation, wanted: str) -> str:
+    """`wanted`, or with a number appended when the organisation already uses it."""
+    taken = set(
+        Firewall.objects.filter(organisation=organisation, name__startswith=wanted).values_list(
+            "name", flat=True
+        )
+    )
+    name, number = wanted, 1
+    while name in taken:
+        number += 1
+        name = f"{wanted}-{number}"
+    return name
+
+
+def default_network(organisation: Organisation, region: Region) -> Network:
+    """The organisation's default network in the region, created on first use."""
+    existing = (
+        Network.objects.live().filter(organisation=organisation, region=region, is_default=True)
+    ).first()
+    if existing is not None:
+        return existing
+    taken = Network.objects.filter(organisation=organisation, name="default").exists()
+    return create_network(
+        organisation,
+        region,
+        f"default-{region.slug}"[:63] if taken else "default",
+        DEFAULT_CIDR,
+        request=None,
+        is_default=True,
+    )
+
+
+def resolve_for_cluster(
+    organisation: Organisation,
+    region: Region,
+    network_uuid: str | None,
+    firewall_uuid: str | None,
+) -> tuple[Network, Firewall]:
+    """The network and firewall a new cluster joins; ValidationError naming the bad field."""
+    if network_uuid:
+        network = (
+            Network.objects.live()
+            .filter(organisation=organisation, uuid=_parse_id(network_uuid, "network"))
+            .first()
+        )
+        if network is None:
+            raise ValidationError({"network": "No such network in your organisation."})
+        if network.region_id != region.pk:
+            raise ValidationError(
+                {"network": f"Network {network.name} is in another region than {region.slug}."}
+            )
+    else:
+        network = default_network(organisation, region)
+    if firewall_uuid:
+        firewall = (
+            Firewall.objects.live()
+            .filter(organisation=organisation, uuid=_parse_id(firewall_uuid, "firewall"))
+            .first()
+        )
+        if firewall is None:
+            raise ValidationError({"firewall": "No such firewall in your organisation."})
+        if firewall.network_id != network.pk:
+            raise ValidationError(
+                {"firewall": f"Firewall {firewall.name} belongs to another network than "
+                 f"{network.name}."}
+            )  # fmt: skip
+    else:
+        firewall = Firewall.objects.live().get(network=network, is_default=True)
+    return network, firewall
+
+
+def delete_network(network: Network, *, request: HttpRequest) -> None:
+    """Delete it, or InUse naming the live clusters on it."""
+    with transaction.atomic():
+        Network.objects.select_for_update().get(pk=network.pk)
+        clusters = list(Cluster.objects.filter(network=network).only("name", "status"))
+        names = live_clusters(clusters)
+        if names:
+            raise InUse(f"Network {network.name} is used by: {', '.join(names)}.", names)
+        audit.record(
+            "network.delete",
+            network,
+            request=request,
+            organisation=network.organisation,
+            cidr=network.cidr,
+            segment_id=network.segment_id,
+        )
+        if clusters:
+            now = timezone.now()
+            for firewall in Firewall.objects.live().filter(network=network):
+                _retire(firewall, now)
+            _retire(network, now, segment_id=segments.parked(network))
+        else:
+            network.delete()  # its firewalls go with it
+
+
+def _retire(obj: Network | Firewall, now: object, **fields: object) -> None:
+    """Keep a row deleted clusters still point at, freeing its name (and segment)."""
+    tombstone = f"{obj.name[:54]}~{obj.uuid.hex[:8]}"  # "~" is not allowed in names
+    type(obj).objects.filter(pk=obj.pk).update(name=tombstone, deleted_at=now, **fields)
+
+
+# --- Firewalls ------------------------------------------------------------------------------
+
+
+def create_firewall(
+    organisation: Organisation,
+    network: Network,
+    name: str,
+    rule_list: object,
+    *,
+    request: HttpRequest | None,
+) -> Firewall:
+    name = check_name(name)
+    if network.organisation_id != organisation.pk or network.deleted_at is not None:
+        raise ValidationError({"network": "No such network in your organisation."})
+    clean = rules.validate(rule_list)
+    try:
+        with transaction.atomic():
+            if Firewall.objects.filter(organisation=organisation, name=name).exists():
+                raise ValidationError({"name": f"You already have a firewall named {name}."})
+            firewall = Firewall.objects.create(
+                organisation=organisation, network=network, name=name, rules=clean
+            )
+            audit.record(
+                "firewall.create",
+                firewall,
+                request=request,
+                organisation=organisation,
+                network=str(network.uuid),
+                rules=clean,
+            )
+    except IntegrityError as err:
+        raise ValidationError({"name": f"You already have a firewall named {name}."}) from err
+    return firewall
+
+
+def update_firewall(
+    firewall: Firewall,
+    *,
+    request: HttpRequest | None,
+    name: str | None = None,
+    rule_list: object = None,
+) -> Firewall:
+    """Rename and/or replace the rules; a rule change is a new revision rolled out to hosts."""
+    changes: dict[str, object] = {}
+    if name is not None and name != firewall.name:
+        changes["name"] = check_name(name)
+    if rule_list is not None:
+        clean = rules.validate(rule_list)
+        if clean != firewall.rules:
+            changes["rules"] = clean
+    if not changes:
+        return firewall
+    try:
+        with transaction.atomic():
+            locked = Firewall.objects.select_for_update().get(pk=firewall.pk)
+            for field, value in changes.items():
+                setattr(locked, field, value)
+            if "rules" in changes:
+                locked.revision += 1
+            locked.save()
+            audit.record(
+                "firewall.update",
+                locked,
+                request=request,
+                organisation=locked.organisation,
+                revision=locked.revision,
+                changes=changes,
+            )
+            if "rules" in changes:
+                _announce_rules(locked)
+    except IntegrityError as err:
+        raise ValidationError({"name": f"You already have a firewall named {name}."}) from err
+    return locked
+
+
+def _announce_rules(firewall: Firewall) -> None:
+    from networking import tasks
+
+    clusters = Cluster.objects.filter(firewall=firewall).exclude(status=ClusterStatus.DELETED)
+    for cluster in clusters:
+        events.record(
+            cluster, f"firewall {firewall.name} rules changed (revision {firewall.revision})"
+        )
+    firewall_id = firewall.pk
+    transaction.on_commit(lambda: tasks.rollout_firewall.delay(firewall_id))
+
+
+def delete_firewall(firewall: Firewall, *, request: HttpRequest) -> None:
+    if firewall.is_default:
+        raise ValidationError(
+            {"firewall": "A network's default firewall goes only with its network."}
+        )
+    with transaction.atomic():
+        Firewall.objects.select_for_update().get(pk=firewall.pk)
+        clusters = list(Cluster.objects.filter(firewall=firewall).only("name", "status"))
+        names = live_clusters(clusters)
+        if names:
+            raise InUse(f"Firewall {firewall.name} is used by: {', '.join(names)}.", names)
+        audit.record(
+            "firewall.delete", firewall, request=request, organisation=firewall.organisation
+        )
+        if clusters:
+            _retire(firewall, timezone.now())
+        else:
+            firewall.delete()
