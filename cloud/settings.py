@@ -235,3 +235,9 @@ LOGGING = {
 PERIODIC_TASKS: dict[str, float] = {
     "provisioning.sync_inventory": env.float("INVENTORY_SYNC_SECONDS", 10),
 }
+
+# --- Tenant networks ------------------------------------------------------------------
+# VXLAN VNIs handed to tenant networks, per region (24-bit; the default starts above the
+# 802.1Q VLAN range so a VNI is never mistaken for a VLAN tag on the same fabric).
+NETWORK_VNI_MIN = env.int("NETWORK_VNI_MIN", 4097)
+NETWORK_VNI_MAX = env.int("NETWORK_VNI_MAX", 16777215)
