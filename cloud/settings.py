@@ -236,6 +236,18 @@ PERIODIC_TASKS: dict[str, float] = {
     "provisioning.sync_inventory": env.float("INVENTORY_SYNC_SECONDS", 10),
 }
 
+# --- Launch pipeline ------------------------------------------------------------------
+# Domains on libvirt's test driver boot no guest, so a simulator plays their guests and
+# phones home over HTTP like a real one; real hosts are never simulated.
+GUEST_SIMULATOR = env.bool("CLOUD_GUEST_SIMULATOR", True)
+# Multiplies the simulated guest's realistic step durations (0 = instant).
+GUEST_SIM_SCALE = env.float("CLOUD_GUEST_SIM_SCALE", 0.3)
+# "step:probability,..." injects failures at any of the five steps (tests and demos).
+CLOUD_FAULTS = env.str("CLOUD_FAULTS", "")
+# Seconds a step may take before the reaper fails the node.
+STEP_TIMEOUT_SECONDS = env.int("STEP_TIMEOUT_SECONDS", 300)
+PERIODIC_TASKS["provisioning.reap_stalled"] = env.float("REAPER_SECONDS", 15)
+
 # --- Tenant networks ------------------------------------------------------------------
 # VXLAN VNIs handed to tenant networks, per region (24-bit; the default starts above the
 # 802.1Q VLAN range so a VNI is never mistaken for a VLAN tag on the same fabric).

@@ -35,8 +35,12 @@ def record(
         last = Event.objects.filter(cluster=cluster).order_by("-id").first()
         progress = last.progress if last else 0
     event = Event.objects.create(
-        cluster=cluster, message=message[:500], state=state, node=node, step=step,
+        cluster=cluster,
+        message=message[:500],
+        state=state,
+        node=node,
+        step=step,
         progress=max(0, min(100, progress)),
-    )  # fmt: skip
+    )
     transaction.on_commit(lambda: _ring(cluster.uuid, event.id))
     return event

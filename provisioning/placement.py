@@ -58,9 +58,15 @@ class Plan:
 
 def _candidates(region: Region, existing: Counter[int]) -> list[_Host]:
     rows = Hypervisor.objects.filter(region=region, state=HypervisorState.ACTIVE).values_list(
-        "id", "name", "vcpus_total", "cpu_overcommit", "vcpus_allocated",
-        "memory_mib_total", "memory_overcommit", "memory_mib_allocated",
-    )  # fmt: skip
+        "id",
+        "name",
+        "vcpus_total",
+        "cpu_overcommit",
+        "vcpus_allocated",
+        "memory_mib_total",
+        "memory_overcommit",
+        "memory_mib_allocated",
+    )
     return [
         _Host(
             id=pk,
@@ -88,9 +94,8 @@ def plan(region: Region, demands: list[NodeSize], existing: Counter[int] | None 
     for index in order:
         size = demands[index]
         fitting = [
-            h for h in hosts
-            if h.free_vcpus >= size.vcpus and h.free_memory_mib >= size.memory_mib
-        ]  # fmt: skip
+            h for h in hosts if h.free_vcpus >= size.vcpus and h.free_memory_mib >= size.memory_mib
+        ]
         if not fitting:
             short = sum(1 for i in order if i not in chosen and demands[i] == size)
             raise PlacementError(

@@ -1,5 +1,5 @@
 """Celery tasks of provisioning; autodiscovery imports this package, which imports each."""
 
-from provisioning.tasks import inventory as inventory
+from provisioning.tasks import guest_sim, inventory, launch
 
-__all__ = ["inventory"]
+__all__ = ["guest_sim", "inventory", "launch"]

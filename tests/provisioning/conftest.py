@@ -3,6 +3,7 @@
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -12,7 +13,7 @@ from provisioning.models import Hypervisor, HypervisorState, NodeSize, Region
 
 
 @pytest.fixture
-def demo_cloud(db: None, tmp_path: Path, settings) -> Region:  # type: ignore[no-untyped-def]
+def demo_cloud(db: None, tmp_path: Path, settings: Any) -> Region:
     """Region demo with three test-driver hosts (fresh libvirt state per test), sizes, versions."""
     settings.GUEST_SIM_SCALE = 0
     settings.CLOUD_FAULTS = ""

@@ -1,34 +1,48 @@
-"""Rows for tests that need a node without running a launch."""
+"""Rows for tests that need a cluster or a node without running a launch."""
 
 import uuid
 
 from networking.models import Firewall, Network
 from portal.models import Organisation
-from provisioning.models import Cluster, Hypervisor, K3sVersion, Node, NodePool, NodeSize
+from provisioning.models import (
+    Cluster,
+    Hypervisor,
+    K3sVersion,
+    Node,
+    NodePool,
+    NodeSize,
+    Region,
+)
+
+
+def make_cluster(organisation: Organisation, region: Region, name: str = "c") -> Cluster:
+    network = Network.objects.create(
+        organisation=organisation,
+        region=region,
+        name=f"n-{uuid.uuid4().hex[:6]}",
+        cidr="10.0.0.0/24",
+        gateway="10.0.0.1",
+        segment_id=Network.objects.count() + 10000,
+    )
+    firewall = Firewall.objects.create(
+        organisation=organisation, network=network, name=f"f-{network.name}"
+    )
+    version, _ = K3sVersion.objects.get_or_create(version="v1.31.4+k3s1")
+    return Cluster.objects.create(
+        organisation=organisation,
+        name=name,
+        region=region,
+        k3s_version=version,
+        network=network,
+        firewall=firewall,
+    )
 
 
 def make_cluster_node(host: Hypervisor, size: NodeSize) -> Node:
     """A node on `host` holding one `size` worth of its claimed capacity."""
     suffix = uuid.uuid4().hex[:6]
     organisation = Organisation.objects.create(slug=f"org-{suffix}", name=suffix)
-    network = Network.objects.create(
-        organisation=organisation,
-        region=host.region,
-        name="n",
-        cidr="10.0.0.0/24",
-        gateway="10.0.0.1",
-        segment_id=Network.objects.count() + 10000,
-    )
-    firewall = Firewall.objects.create(organisation=organisation, network=network, name="f")
-    version, _ = K3sVersion.objects.get_or_create(version="v1.31.4+k3s1")
-    cluster = Cluster.objects.create(
-        organisation=organisation,
-        name="c",
-        region=host.region,
-        k3s_version=version,
-        network=network,
-        firewall=firewall,
-    )
+    cluster = make_cluster(organisation, host.region)
     pool = NodePool.objects.create(cluster=cluster, name="p", size=size, count=1)
     return Node.objects.create(
         cluster=cluster,

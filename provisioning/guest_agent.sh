@@ -1,0 +1,42 @@
+#!/bin/sh
+# The guest agent of the cloud-init seed: runs the launch steps after cloud-init and
+# phones each one home to the portal. Settings come from /etc/k3s-portal/agent.env.
+set -eu
+. /etc/k3s-portal/agent.env
+report() {
+  # 409 means "wait" (an agent before its server is Ready): try again until accepted.
+  while :; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+      --data "{\"token\":\"$NODE_TOKEN\",\"step\":\"$1\",\"state\":\"$2\",\"message\":\"${3:-}\"}" \
+      "$PHONE_HOME_URL" || echo 000)
+    case "$code" in 2*) return 0 ;; 409|000|5*) sleep 2 ;; *) return 1 ;; esac
+  done
+}
+fail() { report "$1" failed "$2"; exit 1; }
+
+report cloud_init done
+
+report fetch_deps started
+mkdir -p /var/lib/rancher/k3s/agent/images
+cp /opt/k3s/k3s-airgap-images-amd64.tar.zst /var/lib/rancher/k3s/agent/images/ \
+  || fail fetch_deps "airgap images missing from the base image"
+install -m 0755 /opt/k3s/k3s /usr/local/bin/k3s || fail fetch_deps "k3s binary missing"
+report fetch_deps done
+
+report launch_k3s started
+export INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_VERSION="$K3S_VERSION" K3S_TOKEN="$K3S_JOIN_TOKEN"
+if [ "$IS_SERVER" = 1 ]; then
+  sh /opt/k3s/install.sh server --node-name "$NODE_NAME" || fail launch_k3s "k3s server did not start"
+else
+  K3S_URL="$K3S_SERVER_URL" sh /opt/k3s/install.sh agent --node-name "$NODE_NAME" \
+    || fail launch_k3s "k3s agent did not start"
+fi
+for _ in $(seq 1 120); do
+  if [ "$IS_SERVER" = 1 ]; then
+    k3s kubectl get node "$NODE_NAME" 2>/dev/null | grep -q ' Ready' && { report launch_k3s done; exit 0; }
+  else
+    systemctl is-active --quiet k3s-agent && { report launch_k3s done; exit 0; }
+  fi
+  sleep 1
+done
+fail launch_k3s "node not Ready after 120 s"

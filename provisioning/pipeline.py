@@ -1,0 +1,241 @@
+"""The launch pipeline: the five steps of every node, their events, and failures.
+
+Tasks (provisioning.tasks.launch) call into here with ids; everything that changes a
+status goes through states.transition(), and every step is idempotent so a redelivered
+task converges instead of duplicating.
+"""
+
+from collections.abc import Callable
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from networking import hosts, ipam
+from observability import events
+from observability.models import EventState
+from provisioning import faults, guest, placement
+from provisioning.drivers import get_driver
+from provisioning.drivers.base import DomainSpec, HypervisorDriver, VolumeSpec
+from provisioning.models import BaseImage, Cluster, Node, NodeStep
+from provisioning.states import STEPS, ClusterStatus, NodeStatus, Step, transition
+
+C, N = ClusterStatus, NodeStatus
+_ACTIVE_NODE = [N.PENDING, N.PROVISIONING, N.RUNNING]
+
+
+def progress(cluster: Cluster) -> int:
+    """Share of the five steps done over the cluster's active nodes, 0-100."""
+    active = Node.objects.filter(cluster=cluster, status__in=_ACTIVE_NODE)
+    total = active.count() * len(STEPS)
+    if not total:
+        return 100 if cluster.status in (C.RUNNING, C.DELETED) else 0
+    done = NodeStep.objects.filter(node__in=active, finished_at__isnull=False).count()
+    return round(100 * done / total)
+
+
+def driver_for(node: Node) -> HypervisorDriver:
+    assert node.hypervisor is not None
+    return faults.wrap(get_driver(node.hypervisor.uri))
+
+
+def _touch(node: Node, **fields: object) -> None:
+    Node.objects.filter(pk=node.pk).update(progressed_at=timezone.now(), **fields)
+
+
+def step_started(node: Node, step: str) -> None:
+    """Mark a step started once; its event is written by the first caller only."""
+    now = timezone.now()
+    first = NodeStep.objects.filter(node=node, step=step, started_at__isnull=True).update(
+        started_at=now
+    )
+    _touch(node, step=step)
+    if first:
+        label = Step(step).label
+        events.record(
+            node.cluster,
+            f"{node.name}: {label} started",
+            state=EventState.STARTED,
+            node=node.name,
+            step=step,
+            progress=progress(node.cluster),
+        )
+
+
+def step_done(node: Node, step: str) -> None:
+    now = timezone.now()
+    row = NodeStep.objects.filter(node=node, step=step).first()
+    first = NodeStep.objects.filter(node=node, step=step, finished_at__isnull=True).update(
+        finished_at=now
+    )
+    _touch(node)
+    if first and row is not None:
+        took = (now - (row.started_at or now)).total_seconds()
+        events.record(
+            node.cluster,
+            f"{node.name}: {Step(step).label} done in {took:.1f} s",
+            state=EventState.DONE,
+            node=node.name,
+            step=step,
+            progress=progress(node.cluster),
+        )
+
+
+def node_ready(node: Node, when: datetime) -> None:
+    if transition(node, [N.PROVISIONING], N.RUNNING, ready_at=when):
+        refresh_cluster(node.cluster)
+
+
+def fail_node(node: Node, step: str, code: str, message: str) -> None:
+    """Fail the node (once), then give back what it holds, after commit, on a worker."""
+    if not transition(
+        node,
+        [N.PENDING, N.PROVISIONING, N.RUNNING],
+        N.FAILED,
+        error_code=code,
+        error_message=message[:500],
+    ):
+        return
+    NodeStep.objects.filter(node=node, step=step).update(failed=True)
+    events.record(
+        node.cluster,
+        f"{node.name}: {Step(step).label if step else 'launch'} failed: {message}",
+        state=EventState.FAILED,
+        node=node.name,
+        step=step,
+    )
+    from provisioning.tasks import launch
+
+    transaction.on_commit(lambda: launch.release_node.delay(node.pk))
+    if node.is_server:
+        # Agents cannot join without their server: fail them now, so they give back
+        # what they hold instead of waiting for the reaper.
+        for agent in Node.objects.filter(cluster=node.cluster, status__in=_ACTIVE_NODE):
+            fail_node(
+                agent,
+                agent.step,
+                "server_failed",
+                "The server node failed; this agent cannot join.",
+            )
+    refresh_cluster(node.cluster)
+
+
+def refresh_cluster(cluster: Cluster) -> None:
+    """Derive the cluster's status from its nodes and move it there (guarded)."""
+    cluster.refresh_from_db(fields=["status", "ready_at", "created_at"])
+    if cluster.status in (C.DELETING, C.DELETED):
+        return
+    nodes = list(Node.objects.filter(cluster=cluster).exclude(status__in=[N.DELETING, N.DELETED]))
+    server_failed = any(n.is_server and n.status == N.FAILED for n in nodes)
+    if server_failed:
+        target, reason = C.FAILED, "The server node failed."
+    elif any(n.status in (N.PENDING, N.PROVISIONING) for n in nodes):
+        target, reason = C.PROVISIONING, ""
+    elif any(n.status == N.FAILED for n in nodes):
+        target, reason = C.DEGRADED, "An agent node failed; retry it or scale the pool."
+    else:
+        target, reason = C.RUNNING, ""
+    if target == cluster.status:
+        return
+    extra: dict[str, object] = {"status_reason": reason}
+    first_ready = target == C.RUNNING and cluster.ready_at is None
+    if first_ready:
+        extra["ready_at"] = timezone.now()
+    if transition(cluster, [cluster.status], target, **extra):
+        message = f"Cluster {target}" + (f": {reason}" if reason else "")
+        if first_ready:
+            took = (cluster.ready_at - cluster.created_at).total_seconds()  # type: ignore[operator]
+            message = f"Cluster running in {took:.1f} s (the seed's mark: 90 s)"
+        events.record(
+            cluster,
+            message,
+            state=EventState.FAILED if target == C.FAILED else EventState.INFO,
+            progress=progress(cluster),
+        )
+
+
+# --- The two driver steps -----------------------------------------------------------------
+
+
+def import_image(node: Node, driver: HypervisorDriver) -> None:
+    """A copy-on-write clone of the region's base volume becomes the node's disk."""
+    cluster = node.cluster
+    image = BaseImage.objects.get(version=cluster.k3s_version, region=cluster.region)
+    assert node.hypervisor is not None
+    driver.ensure_volume(
+        VolumeSpec(
+            pool=node.hypervisor.storage_pool,
+            name=node.volume_name,
+            capacity_gib=node.pool.size.disk_gib,
+            backing_volume=image.volume_name,
+        )
+    )
+
+
+def start_vm(node: Node, driver: HypervisorDriver) -> None:
+    assert node.hypervisor is not None
+    nic = hosts.attach(node, driver)
+    size = node.pool.size
+    driver.ensure_domain(
+        DomainSpec(
+            name=node.domain_name,
+            vcpus=size.vcpus,
+            memory_mib=size.memory_mib,
+            disk_pool=node.hypervisor.storage_pool,
+            disk_volume=node.volume_name,
+            nics=(nic,),
+            smbios_serial=guest.smbios_serial(node),
+        )
+    )
+    driver.start_domain(node.domain_name)
+
+
+DRIVER_STEPS: dict[str, Callable[[Node, HypervisorDriver], None]] = {
+    Step.IMPORT_IMAGE: import_image,
+    Step.START_VM: start_vm,
+}
+
+
+def load(node_id: int) -> Node | None:
+    return (
+        Node.objects.select_related(
+            "cluster__region",
+            "cluster__k3s_version",
+            "cluster__network",
+            "cluster__firewall",
+            "pool__size",
+            "hypervisor",
+        )
+        .filter(pk=node_id)
+        .first()
+    )
+
+
+def begin(node: Node) -> bool:
+    """pending -> provisioning; True when the node is (now) provisioning."""
+    return transition(node, [N.PENDING], N.PROVISIONING) or node.status == N.PROVISIONING
+
+
+def release(node: Node) -> None:
+    """Give back everything the node holds: domain, volume, IP, capacity. Idempotent."""
+    if node.hypervisor is not None:
+        driver = get_driver(node.hypervisor.uri)
+        driver.undefine_domain(node.domain_name)
+        driver.delete_volume(node.hypervisor.storage_pool, node.volume_name)
+        ipam.release(node)
+        hosts.detach(node, driver)
+    else:
+        ipam.release(node)
+    placement.release(node)
+
+
+def finish_delete(node: Node) -> None:
+    """deleting -> deleted, token revoked; the cluster follows when it was the last."""
+    if not transition(node, [N.DELETING], N.DELETED, token_digest=""):
+        return
+    events.record(node.cluster, f"{node.name}: deleted", node=node.name)
+    cluster = node.cluster
+    remaining = Node.objects.filter(cluster=cluster).filter(~Q(status=N.DELETED)).exists()
+    if not remaining and transition(cluster, [C.DELETING], C.DELETED, deleted_at=timezone.now()):
+        events.record(cluster, "Cluster deleted; every resource given back.", progress=100)

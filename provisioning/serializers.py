@@ -1,0 +1,154 @@
+"""API shapes of clusters, pools, nodes, events and credentials."""
+
+from typing import Any
+
+from rest_framework import serializers
+
+from observability.models import Event
+from provisioning.models import Cluster, IssuedCredential, K3sVersion, Node, NodeSize, Region
+from provisioning.services import ClusterRequest, PoolRequest
+
+DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+DNS_LABEL_HELP = "lowercase letters, digits and '-', starting with a letter"
+
+
+class PoolInput(serializers.Serializer):
+    name = serializers.RegexField(
+        DNS_LABEL, max_length=20, error_messages={"invalid": f"Use {DNS_LABEL_HELP}."}
+    )
+    size = serializers.SlugRelatedField(slug_field="slug", queryset=NodeSize.objects.all())
+    count = serializers.IntegerField(min_value=1, max_value=50)
+
+
+class ClusterInput(serializers.Serializer):
+    name = serializers.RegexField(
+        DNS_LABEL, max_length=40, error_messages={"invalid": f"Use {DNS_LABEL_HELP}."}
+    )
+    region = serializers.SlugRelatedField(slug_field="slug", queryset=Region.objects.all())
+    k3s_version = serializers.SlugRelatedField(
+        slug_field="version", queryset=K3sVersion.objects.all(), required=False
+    )
+    pools = PoolInput(many=True, allow_empty=False)
+    network = serializers.UUIDField(required=False, allow_null=True)
+    firewall = serializers.UUIDField(required=False, allow_null=True)
+
+    def validate_pools(self, pools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        names = [pool["name"] for pool in pools]
+        if len(set(names)) != len(names):
+            raise serializers.ValidationError("Pool names must be unique.")
+        return pools
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("k3s_version") is None:
+            default = K3sVersion.objects.filter(is_default=True).first()
+            if default is None:
+                raise serializers.ValidationError({"k3s_version": "No default version; name one."})
+            attrs["k3s_version"] = default
+        return attrs
+
+    def to_request(self) -> ClusterRequest:
+        data = self.validated_data
+        return ClusterRequest(
+            name=data["name"],
+            region=data["region"],
+            k3s_version=data["k3s_version"],
+            pools=tuple(PoolRequest(p["name"], p["size"], p["count"]) for p in data["pools"]),
+            network=str(data["network"]) if data.get("network") else None,
+            firewall=str(data["firewall"]) if data.get("firewall") else None,
+        )
+
+
+class NodeOutput(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="uuid")
+    pool = serializers.CharField(source="pool.name")
+    hypervisor = serializers.CharField(source="hypervisor.name", allow_null=True, default=None)
+    ip = serializers.SerializerMethodField()
+    error = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Node
+        fields = ["id", "name", "pool", "is_server", "status", "step", "hypervisor", "ip", "error"]
+
+    def get_ip(self, node: Node) -> str | None:
+        allocation = getattr(node, "ip_allocation", None)
+        return allocation.address if allocation else None
+
+    def get_error(self, node: Node) -> dict[str, str] | None:
+        if not node.error_code:
+            return None
+        return {"code": node.error_code, "message": node.error_message}
+
+
+class ClusterOutput(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="uuid")
+    region = serializers.CharField(source="region.slug")
+    k3s_version = serializers.CharField(source="k3s_version.version")
+    network = serializers.UUIDField(source="network.uuid")
+    firewall = serializers.UUIDField(source="firewall.uuid")
+    pools = serializers.SerializerMethodField()
+    nodes = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Cluster
+        fields = [
+            "id",
+            "name",
+            "region",
+            "k3s_version",
+            "status",
+            "status_reason",
+            "network",
+            "firewall",
+            "created_at",
+            "ready_at",
+            "pools",
+            "nodes",
+        ]
+
+    def get_pools(self, cluster: Cluster) -> list[dict[str, Any]]:
+        return [
+            {"name": p.name, "size": p.size.slug, "count": p.count} for p in cluster.pools.all()
+        ]
+
+    def get_nodes(self, cluster: Cluster) -> list[dict[str, Any]]:
+        nodes = [n for n in cluster.nodes.all() if n.status != "deleted"]
+        return NodeOutput(nodes, many=True).data  # type: ignore[return-value]
+
+
+class EventOutput(serializers.ModelSerializer):
+    node = serializers.SerializerMethodField()
+    step = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Event
+        fields = ["id", "created_at", "node", "step", "state", "message", "progress"]
+
+    def get_node(self, event: Event) -> str | None:
+        return event.node or None
+
+    def get_step(self, event: Event) -> str | None:
+        return event.step or None
+
+
+class CredentialOutput(serializers.ModelSerializer):
+    user = serializers.CharField(source="username")
+
+    class Meta:
+        model = IssuedCredential
+        fields = ["user", "role", "serial", "created_at", "expires_at"]
+
+
+class ScaleInput(serializers.Serializer):
+    count = serializers.IntegerField(min_value=1, max_value=50)
+
+
+class KubeconfigInput(serializers.Serializer):
+    role = serializers.ChoiceField(choices=["admin", "viewer"], default="admin")
+    ttl = serializers.IntegerField(min_value=1, required=False, help_text="seconds")
+
+
+class PhoneHomeInput(serializers.Serializer):
+    token = serializers.CharField(max_length=128)
+    step = serializers.CharField(max_length=16)
+    state = serializers.ChoiceField(choices=["started", "done", "failed"])
+    message = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")

@@ -1,0 +1,343 @@
+"""Business operations on clusters: create, delete, scale, retry, kubeconfigs.
+
+Each runs in one transaction: validate, check quota, place, claim, create rows, write the
+event, audit, and enqueue the pipeline on commit. Nothing is half-created on failure.
+"""
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from networking import ipam
+from networking import services as networking
+from observability import events
+from portal import audit, secrets
+from portal.access import signed_in
+from portal.models import Organisation, Quota
+from provisioning import guest, pki, placement, quotas
+from provisioning.models import (
+    BaseImage,
+    Cluster,
+    IssuedCredential,
+    K3sVersion,
+    Node,
+    NodePool,
+    NodeSize,
+    NodeStep,
+    Region,
+)
+from provisioning.states import LIVE_NODE, STEPS, ClusterStatus, NodeStatus, transition
+
+C, N = ClusterStatus, NodeStatus
+KUBECONFIG_DEFAULT_TTL = timedelta(hours=8)
+KUBECONFIG_MAX_TTL = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class PoolRequest:
+    name: str
+    size: NodeSize
+    count: int
+
+
+@dataclass(frozen=True)
+class ClusterRequest:
+    name: str
+    region: Region
+    k3s_version: K3sVersion
+    pools: tuple[PoolRequest, ...]
+    network: str | None = None
+    firewall: str | None = None
+
+    @property
+    def sizes(self) -> list[NodeSize]:
+        return [pool.size for pool in self.pools for _ in range(pool.count)]
+
+
+def _lock_quota(organisation: Organisation) -> None:
+    """Serialises launches of one organisation, so quota checks cannot race."""
+    Quota.objects.get_or_create(organisation=organisation)
+    Quota.objects.select_for_update().get(organisation=organisation)
+
+
+def _add_nodes(
+    cluster: Cluster, pool: NodePool, count: int, plan: placement.Plan, offset: int
+) -> list[Node]:
+    """Create `count` nodes of `pool` on the hosts plan.hosts[offset:], with IPs and steps."""
+    nodes = []
+    size = pool.size
+    first_index = pool.next_index
+    for i in range(count):
+        index = first_index + i
+        node = Node.objects.create(
+            cluster=cluster,
+            pool=pool,
+            name=f"{cluster.name}-{pool.name}-{index}",
+            is_server=not Node.objects.filter(cluster=cluster).exists(),
+            hypervisor_id=plan.hosts[offset + i],
+            claimed_vcpus=size.vcpus,
+            claimed_memory_mib=size.memory_mib,
+        )
+        node.token_digest = guest.token_digest(guest.node_token(node))
+        node.save(update_fields=["token_digest"])
+        NodeStep.objects.bulk_create([NodeStep(node=node, step=step) for step in STEPS])
+        ipam.allocate(node)
+        nodes.append(node)
+    NodePool.objects.filter(pk=pool.pk).update(next_index=first_index + count)
+    pool.next_index = first_index + count
+    return nodes
+
+
+def _enqueue_launch(node_ids: list[int]) -> None:
+    from provisioning.tasks import launch
+
+    for node_id in node_ids:
+        launch.import_image.delay(node_id)
+
+
+def preflight(organisation: Organisation, request: ClusterRequest) -> placement.Plan:
+    """What create_cluster would check, without creating anything (for the form)."""
+    quotas.check(organisation, quotas.of_nodes(request.sizes, clusters=1))
+    return placement.plan(request.region, request.sizes)
+
+
+def create_cluster(organisation: Organisation, spec: ClusterRequest, http: HttpRequest) -> Cluster:
+    if not BaseImage.objects.filter(version=spec.k3s_version, region=spec.region).exists():
+        raise ValidationError(
+            {"k3s_version": f"{spec.k3s_version} has no base image in region {spec.region}."}
+        )
+    try:
+        with transaction.atomic():
+            _lock_quota(organisation)
+            if Cluster.objects.filter(
+                organisation=organisation,
+                name=spec.name,
+                status__in=[s for s in C if s != C.DELETED],
+            ).exists():
+                raise ValidationError({"name": f"You already have a cluster named {spec.name}."})
+            network, firewall = networking.resolve_for_cluster(
+                organisation, spec.region, spec.network, spec.firewall
+            )
+            quotas.check(organisation, quotas.of_nodes(spec.sizes, clusters=1))
+            try:
+                plan = placement.claim(spec.region, spec.sizes)
+            except placement.PlacementError as error:
+                raise ValidationError({"pools": str(error)}) from error
+            server_ca, client_ca = (
+                pki.make_ca(f"{spec.name}-server-ca"),
+                pki.make_ca(f"{spec.name}-client-ca"),
+            )
+            server_cert, server_key = pki.sealed(server_ca)
+            client_cert, client_key = pki.sealed(client_ca)
+            cluster = Cluster.objects.create(
+                organisation=organisation,
+                name=spec.name,
+                region=spec.region,
+                k3s_version=spec.k3s_version,
+                network=network,
+                firewall=firewall,
+                created_by=signed_in(http),
+                server_ca_cert=server_cert,
+                server_ca_key_encrypted=server_key,
+                client_ca_cert=client_cert,
+                client_ca_key_encrypted=client_key,
+                join_token_encrypted=secrets.encrypt(pki.join_token()),
+            )
+            offset, node_ids = 0, []
+            for pool_spec in spec.pools:
+                pool = NodePool.objects.create(
+                    cluster=cluster, name=pool_spec.name, size=pool_spec.size, count=pool_spec.count
+                )
+                node_ids += [n.pk for n in _add_nodes(cluster, pool, pool_spec.count, plan, offset)]
+                offset += pool_spec.count
+            events.record(cluster, f"Cluster requested: {plan.summary}.", progress=0)
+            audit.record(
+                "cluster.create",
+                cluster,
+                request=http,
+                organisation=organisation,
+                placement=plan.summary,
+            )
+            transaction.on_commit(lambda: _launch(cluster.pk))
+    except IntegrityError as error:  # the unique live name, raced by a concurrent request
+        raise ValidationError({"name": f"You already have a cluster named {spec.name}."}) from error
+    return cluster
+
+
+def _launch(cluster_id: int) -> None:
+    from provisioning.tasks import launch
+
+    launch.launch_cluster.delay(cluster_id)
+
+
+def delete_cluster(cluster: Cluster, http: HttpRequest) -> None:
+    with transaction.atomic():
+        live = [s for s in C if s not in (C.DELETING, C.DELETED)]
+        if not transition(cluster, live, C.DELETING, status_reason="Deleting."):
+            return  # already deleting: a repeated DELETE is accepted and changes nothing
+        node_ids = _delete_nodes(
+            Node.objects.filter(cluster=cluster).exclude(status__in=[N.DELETING, N.DELETED])
+        )
+        events.record(cluster, "Cluster deletion requested.")
+        audit.record("cluster.delete", cluster, request=http, organisation=cluster.organisation)
+        if not node_ids:
+            transaction.on_commit(lambda: _finish_empty_delete(cluster.pk))
+    transaction.on_commit(lambda: _enqueue_delete(node_ids))
+
+
+def _delete_nodes(nodes: Iterable[Node]) -> list[int]:
+    ids = []
+    for node in nodes:
+        if transition(node, [N.PENDING, N.PROVISIONING, N.RUNNING, N.FAILED], N.DELETING):
+            ids.append(node.pk)
+    return ids
+
+
+def _enqueue_delete(node_ids: list[int]) -> None:
+    from provisioning.tasks import launch
+
+    for node_id in node_ids:
+        launch.delete_node.delay(node_id)
+
+
+def _finish_empty_delete(cluster_id: int) -> None:
+    cluster = Cluster.objects.get(pk=cluster_id)
+    if transition(cluster, [C.DELETING], C.DELETED, deleted_at=timezone.now()):
+        events.record(cluster, "Cluster deleted.", progress=100)
+
+
+def scale_pool(pool: NodePool, count: int, http: HttpRequest) -> None:
+    cluster = pool.cluster
+    if count < 1:
+        raise ValidationError({"count": "A pool has at least 1 node."})
+    with transaction.atomic():
+        _lock_quota(cluster.organisation)
+        if cluster.status in (C.DELETING, C.DELETED):
+            raise ValidationError({"cluster": "The cluster is being deleted."})
+        live = list(
+            pool.nodes.filter(status__in=LIVE_NODE).exclude(status=N.DELETING).order_by("id")
+        )
+        NodePool.objects.filter(pk=pool.pk).update(count=count)
+        audit.record(
+            "pool.scale",
+            pool,
+            request=http,
+            organisation=cluster.organisation,
+            before=len(live),
+            after=count,
+        )
+        if count > len(live):
+            added = count - len(live)
+            sizes = [pool.size] * added
+            quotas.check(cluster.organisation, quotas.of_nodes(sizes), field="count")
+            existing = Counter(
+                Node.objects.filter(cluster=cluster, status__in=LIVE_NODE).values_list(
+                    "hypervisor_id", flat=True
+                )
+            )
+            try:
+                plan = placement.claim(cluster.region, sizes, existing)
+            except placement.PlacementError as error:
+                raise ValidationError({"count": str(error)}) from error
+            nodes = _add_nodes(cluster, pool, added, plan, 0)
+            transition(cluster, [C.RUNNING, C.DEGRADED, C.FAILED], C.PROVISIONING)
+            events.record(cluster, f"Scaling {pool.name} up to {count}: {plan.summary}.")
+            ids = [n.pk for n in nodes]
+            transaction.on_commit(lambda: _enqueue_launch(ids))
+        elif count < len(live):
+            newest = [n for n in reversed(live) if not n.is_server][: len(live) - count]
+            if len(newest) < len(live) - count:
+                raise ValidationError({"count": "The server node cannot be removed."})
+            events.record(
+                cluster,
+                f"Scaling {pool.name} down to {count}: draining "
+                + ", ".join(n.name for n in newest)
+                + ".",
+            )
+            ids = _delete_nodes(newest)
+            transaction.on_commit(lambda: _enqueue_delete(ids))
+
+
+def retry_failed(cluster: Cluster, http: HttpRequest) -> list[str]:
+    """Re-run failed nodes on fresh placements; returns their names."""
+    with transaction.atomic():
+        _lock_quota(cluster.organisation)
+        failed = list(cluster.nodes.filter(status=N.FAILED).select_related("pool__size"))
+        if not failed:
+            raise ValidationError({"cluster": "No failed nodes to retry."})
+        existing = Counter(
+            Node.objects.filter(
+                cluster=cluster, status__in=[N.PENDING, N.PROVISIONING, N.RUNNING]
+            ).values_list("hypervisor_id", flat=True)
+        )
+        try:
+            plan = placement.claim(cluster.region, [n.pool.size for n in failed], existing)
+        except placement.PlacementError as error:
+            raise ValidationError({"cluster": str(error)}) from error
+        for node, host_id in zip(failed, plan.hosts, strict=True):
+            # The failed node's resources were released; it starts over on its new host.
+            transition(
+                node,
+                [N.FAILED],
+                N.PENDING,
+                hypervisor_id=host_id,
+                error_code="",
+                error_message="",
+                step="",
+                claimed_vcpus=node.pool.size.vcpus,
+                claimed_memory_mib=node.pool.size.memory_mib,
+                progressed_at=timezone.now(),
+            )
+            NodeStep.objects.filter(node=node).update(
+                started_at=None, finished_at=None, failed=False
+            )
+            ipam.allocate(node)
+        transition(cluster, [C.FAILED, C.DEGRADED, C.RUNNING], C.PROVISIONING)
+        names = [n.name for n in failed]
+        events.record(cluster, f"Retrying {', '.join(names)}: {plan.summary}.")
+        audit.record("cluster.retry", cluster, request=http, organisation=cluster.organisation)
+        ids = [n.pk for n in failed]
+        transaction.on_commit(lambda: _enqueue_launch(ids))
+    return names
+
+
+def issue_kubeconfig(cluster: Cluster, role: str, ttl: timedelta, http: HttpRequest) -> str:
+    if ttl > KUBECONFIG_MAX_TTL or ttl <= timedelta(0):
+        raise ValidationError({"ttl": "Lifetime must be between 1 second and 7 days."})
+    server = cluster.nodes.filter(is_server=True).first()
+    address = ipam.address_of(server) if server else None
+    if address is None:
+        raise ValidationError({"cluster": "The cluster has no server address yet."})
+    user = signed_in(http)
+    ca = pki.unsealed(cluster.client_ca_cert, cluster.client_ca_key_encrypted)
+    credential = pki.issue_client(ca, user.get_username(), role, ttl)
+    with transaction.atomic():
+        issued = IssuedCredential.objects.create(
+            cluster=cluster,
+            user=user,
+            username=user.get_username(),
+            role=role,
+            serial=credential.serial,
+            expires_at=credential.expires_at,
+        )
+        audit.record(
+            "kubeconfig.issue",
+            issued,
+            request=http,
+            organisation=cluster.organisation,
+            role=role,
+            serial=credential.serial,
+        )
+    return pki.kubeconfig(
+        cluster.name,
+        f"https://{address}:6443",
+        cluster.server_ca_cert,
+        user.get_username(),
+        credential,
+    )

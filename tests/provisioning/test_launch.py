@@ -1,0 +1,145 @@
+"""The launch pipeline end to end on libvirt's test driver, with the simulated guest."""
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+
+from networking.models import IpAllocation
+from observability.models import Event
+from portal.models import Organisation
+from provisioning.drivers import get_driver
+from provisioning.models import Cluster, Hypervisor, Node, NodeStep, Region
+from provisioning.states import STEPS
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guest_over_client")]
+
+
+def allocations() -> dict[str, tuple[int, int]]:
+    return {h.name: (h.vcpus_allocated, h.memory_mib_allocated) for h in Hypervisor.objects.all()}
+
+
+def launch(client: Any, name: str = "web", count: int = 3, **extra: Any) -> dict[str, Any]:
+    body = {
+        "name": name,
+        "region": "demo",
+        "pools": [{"name": "workers", "size": "small", "count": count}],
+        **extra,
+    }
+    response = client.post("/api/v1/clusters", body, format="json")
+    assert response.status_code == 202, response.json()
+    return response.json()
+
+
+def domains_on_hosts() -> set[str]:
+    names = set()
+    for host in Hypervisor.objects.all():
+        names |= {d.name for d in get_driver(host.uri).list_domains("k3s-") if d.state == "running"}
+    return names
+
+
+def volumes_on_hosts() -> set[str]:
+    names = set()
+    for host in Hypervisor.objects.all():
+        names |= {
+            n.volume_name
+            for n in Node.objects.all()
+            if get_driver(host.uri).volume_exists(host.storage_pool, n.volume_name)
+        }
+    return names
+
+
+def test_three_nodes_reach_running_through_five_steps_on_three_hosts(
+    demo_cloud: Region, alice: User, acme: Organisation, api_for: Any
+) -> None:
+    client = api_for(alice, acme)
+    created = launch(client)
+    assert created["name"] == "web" and created["region"] == "demo"
+    cluster = client.get(f"/api/v1/clusters/{created['id']}").json()
+    assert cluster["status"] == "running"
+    nodes = cluster["nodes"]
+    assert len({n["hypervisor"] for n in nodes}) == 3
+    assert all(n["status"] == "running" and n["ip"] for n in nodes)
+    assert len({n["ip"] for n in nodes}) == 3
+    assert sum(n["is_server"] for n in nodes) == 1
+    assert NodeStep.objects.filter(finished_at__isnull=False).count() == 3 * len(STEPS)
+    events = client.get(f"/api/v1/clusters/{created['id']}/events?after=0").json()["results"]
+    for node in nodes:
+        mine = [(e["step"], e["state"]) for e in events if e["node"] == node["name"]]
+        assert mine == [(step.value, state) for step in STEPS for state in ("started", "done")]
+    assert events[-1]["progress"] == 100
+    assert "Cluster running in" in events[-1]["message"]
+    ids = [e["id"] for e in events]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    domain_names = {Node.objects.get(name=n["name"]).domain_name for n in nodes}
+    assert domain_names <= domains_on_hosts()
+
+
+def test_delete_gives_everything_back(demo_cloud, alice, acme, api_for) -> None:
+    before = allocations()
+    client = api_for(alice, acme)
+    created = launch(client)
+    assert allocations() != before
+    assert client.delete(f"/api/v1/clusters/{created['id']}").status_code == 202
+    cluster = Cluster.objects.get(uuid=created["id"])
+    assert cluster.status == "deleted"
+    assert allocations() == before
+    assert not IpAllocation.objects.exists()
+    assert not domains_on_hosts()
+    assert not volumes_on_hosts()
+    assert set(Node.objects.values_list("token_digest", flat=True)) == {""}
+    assert client.get("/api/v1/clusters").json() == []
+    assert client.delete(f"/api/v1/clusters/{created['id']}").status_code == 202  # idempotent
+
+
+def test_scale_to_four_and_back(demo_cloud, alice, acme, api_for) -> None:
+    client = api_for(alice, acme)
+    created = launch(client)
+    three = allocations()
+    url = f"/api/v1/clusters/{created['id']}/pools/workers"
+    assert client.patch(url, {"count": 4}, format="json").status_code == 202
+    cluster = client.get(f"/api/v1/clusters/{created['id']}").json()
+    assert cluster["status"] == "running"
+    assert [n["status"] for n in cluster["nodes"]] == ["running"] * 4
+    newest = cluster["nodes"][-1]["name"]
+    assert client.patch(url, {"count": 3}, format="json").status_code == 202
+    cluster = client.get(f"/api/v1/clusters/{created['id']}").json()
+    assert newest not in {n["name"] for n in cluster["nodes"]}
+    assert len(cluster["nodes"]) == 3
+    assert allocations() == three
+    assert IpAllocation.objects.count() == 3
+
+
+@pytest.mark.parametrize("step", [s.value for s in STEPS])
+def test_a_fault_at_any_step_fails_cleanly_and_leaks_nothing(
+    demo_cloud, alice, acme, api_for, settings, step
+) -> None:
+    settings.CLOUD_FAULTS = f"{step}:1"
+    before = allocations()
+    client = api_for(alice, acme)
+    created = launch(client)
+    cluster = client.get(f"/api/v1/clusters/{created['id']}").json()
+    assert cluster["status"] == "failed"
+    assert {n["status"] for n in cluster["nodes"]} == {"failed"}
+    expected = "injected_fault" if step in ("import_image", "start_vm") else f"{step}_failed"
+    server = next(n for n in cluster["nodes"] if n["is_server"])
+    assert server["error"]["code"] == expected
+    assert {n["error"]["code"] for n in cluster["nodes"]} <= {expected, "server_failed"}
+    assert allocations() == before
+    assert not IpAllocation.objects.exists()
+    assert not domains_on_hosts()
+    assert not volumes_on_hosts()
+    assert Event.objects.filter(state="failed", step=step, node=server["name"]).count() == 1
+
+
+def test_retry_after_a_fault(demo_cloud, alice, acme, api_for, settings) -> None:
+    settings.CLOUD_FAULTS = "fetch_deps:1"
+    client = api_for(alice, acme)
+    created = launch(client)
+    settings.CLOUD_FAULTS = ""
+    response = client.post(f"/api/v1/clusters/{created['id']}/retry")
+    assert response.status_code == 202
+    assert len(response.json()["retrying"]) == 3
+    cluster = client.get(f"/api/v1/clusters/{created['id']}").json()
+    assert cluster["status"] == "running"
+    assert all(n["error"] is None for n in cluster["nodes"])
