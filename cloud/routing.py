@@ -3,10 +3,15 @@
 from channels.auth import AuthMiddlewareStack
 from channels.routing import URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
+from django.urls import path
 
+from observability.consumers import ClusterEventsConsumer, ClusterLiveConsumer
 from portal.ws_auth import BearerTokenAuthMiddleware
 
-websocket_urlpatterns: list = []
+websocket_urlpatterns = [
+    path("ws/clusters/<uuid:cluster_id>/events/", ClusterEventsConsumer.as_asgi()),
+    path("ws/clusters/<uuid:cluster_id>/live/", ClusterLiveConsumer.as_asgi()),
+]
 
 websocket_application = AllowedHostsOriginValidator(
     AuthMiddlewareStack(BearerTokenAuthMiddleware(URLRouter(websocket_urlpatterns)))

@@ -1,13 +1,22 @@
 from django.urls import path
 
-from provisioning import staff_views
+from provisioning import guest_views, staff_views, views
 
 app_name = "provisioning"
 
 urlpatterns: list = [
+    path("clusters/", views.cluster_list, name="cluster_list"),
+    path("clusters/new/", views.cluster_create, name="cluster_create"),
+    path("clusters/new/pool-row/", views.pool_row, name="pool_row"),
+    path("clusters/preflight/", views.cluster_preflight, name="cluster_preflight"),
+    path("clusters/<uuid:cluster_id>/", views.cluster_detail, name="cluster_detail"),
+    path("clusters/<uuid:cluster_id>/delete/", views.cluster_delete, name="cluster_delete"),
+    path("clusters/<uuid:cluster_id>/retry/", views.cluster_retry, name="cluster_retry"),
     path(
-        "staff/hypervisors/",
-        staff_views.staff_hypervisor_list,
-        name="staff_hypervisor_list",
+        "clusters/<uuid:cluster_id>/pools/<str:pool_name>/scale/",
+        views.cluster_scale,
+        name="cluster_scale",
     ),
+    path("guest/<str:token>/<str:document>", guest_views.seed_document, name="guest_seed"),
+    path("staff/hypervisors/", staff_views.staff_hypervisor_list, name="staff_hypervisor_list"),
 ]

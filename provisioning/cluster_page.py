@@ -1,0 +1,83 @@
+"""What the cluster page shows live: progress and ETA, node steps, the timeline.
+
+The same context feeds the page, its polling fragment and the websocket fragments, so
+the three never disagree.
+"""
+
+from typing import Any
+
+from django.db.models import Prefetch
+from django.template.loader import render_to_string
+
+from observability.models import Event
+from provisioning import eta
+from provisioning.models import Cluster, Node, NodeStep
+from provisioning.states import STEPS, ClusterStatus, NodeStatus
+
+SEED_MARK_SECONDS = 90
+TIMELINE = 200  # most recent events on the page
+
+
+def with_nodes(queryset: Any) -> Any:
+    nodes = (
+        Node.objects.exclude(status=NodeStatus.DELETED)
+        .select_related("hypervisor", "ip_allocation", "pool__size")
+        .prefetch_related(Prefetch("steps", queryset=NodeStep.objects.order_by("id")))
+        .order_by("id")
+    )
+    return queryset.select_related("region", "k3s_version", "network", "firewall").prefetch_related(
+        Prefetch("nodes", queryset=nodes), "pools__size"
+    )
+
+
+def _step_cells(node: Node) -> list[dict[str, Any]]:
+    rows = {row.step: row for row in node.steps.all()}
+    cells = []
+    for step in STEPS:
+        row = rows.get(step)
+        if row is None or row.started_at is None:
+            state, seconds = "pending", None
+        elif row.failed:
+            state, seconds = "failed", None
+        elif row.finished_at is None:
+            state, seconds = "running", None
+        else:
+            state, seconds = "done", (row.finished_at - row.started_at).total_seconds()
+        cells.append({"step": step, "label": step.label, "state": state, "seconds": seconds})
+    return cells
+
+
+def live_context(cluster: Cluster) -> dict[str, Any]:
+    nodes = list(cluster.nodes.all())
+    events = list(Event.objects.filter(cluster=cluster).order_by("-id")[:TIMELINE])[::-1]
+    progress = events[-1].progress if events else 0
+    launching = cluster.status in (ClusterStatus.PENDING, ClusterStatus.PROVISIONING)
+    total = None
+    if cluster.ready_at:
+        total = (cluster.ready_at - cluster.created_at).total_seconds()
+    return {
+        "cluster": cluster,
+        "launching": launching,
+        "progress": progress,
+        "eta_seconds": eta.remaining_seconds(cluster) if launching else None,
+        "total_seconds": total,
+        "seed_mark": SEED_MARK_SECONDS,
+        "nodes": [
+            {
+                "node": node,
+                "ip": getattr(getattr(node, "ip_allocation", None), "address", None),
+                "cells": _step_cells(node),
+            }
+            for node in nodes
+        ],
+        "events": events,
+        "last_event_id": events[-1].id if events else 0,
+        "steps": STEPS,
+    }
+
+
+def live_fragments(cluster: Cluster) -> str:
+    """The live parts as out-of-band fragments (htmx swaps each by its id)."""
+    return render_to_string(
+        "provisioning/_partials/cluster_live.html", {**live_context(cluster), "oob": True}
+    )

@@ -1,0 +1,252 @@
+"""Customer pages for clusters: list, create with a live pre-flight, the live cluster page."""
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Q
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+from django_htmx.middleware import HtmxDetails
+
+from networking.models import Firewall, Network
+from portal import access
+from portal.models import Organisation, Role
+from provisioning import cluster_page, placement, quotas, services
+from provisioning.models import Cluster, K3sVersion, NodePool, NodeSize, Region
+from provisioning.serializers import ClusterInput
+from provisioning.states import ClusterStatus, NodeStatus
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def _organisation(request: HttpRequest) -> Organisation:
+    organisation = access.current_organisation(request)
+    if organisation is None:
+        raise Http404("You do not belong to an organisation.")
+    return organisation
+
+
+def _clusters(request: HttpRequest) -> Any:
+    return access.for_user(Cluster.objects.all(), request.user).filter(
+        organisation=_organisation(request)
+    )
+
+
+@login_required
+def cluster_list(request: HtmxHttpRequest) -> HttpResponse:
+    clusters = (
+        _clusters(request)
+        .exclude(status=ClusterStatus.DELETED)
+        .select_related("region", "k3s_version")
+        .annotate(
+            node_total=Count("nodes", filter=~Q(nodes__status=NodeStatus.DELETED)),
+            node_running=Count("nodes", filter=Q(nodes__status=NodeStatus.RUNNING)),
+        )
+    )
+    template = (
+        "provisioning/_partials/cluster_rows.html"
+        if request.htmx
+        else "provisioning/cluster_list.html"
+    )
+    return render(request, template, {"clusters": clusters})
+
+
+def _form_data(request: HttpRequest) -> dict[str, Any]:
+    """The form's fields in the API's shape, so one serializer validates both."""
+    post = request.POST
+    pools = [
+        {"name": name.strip(), "size": size, "count": count}
+        for name, size, count in zip(
+            post.getlist("pool_name"),
+            post.getlist("pool_size"),
+            post.getlist("pool_count"),
+            strict=False,
+        )
+    ]
+    data: dict[str, Any] = {
+        "name": post.get("name", "").strip(),
+        "region": post.get("region", ""),
+        "k3s_version": post.get("k3s_version") or None,
+        "pools": pools,
+    }
+    for field in ("network", "firewall"):
+        if post.get(field):
+            data[field] = post[field]
+    return data
+
+
+def _choices(organisation: Organisation) -> dict[str, Any]:
+    return {
+        "regions": Region.objects.all(),
+        "versions": K3sVersion.objects.all(),
+        "sizes": NodeSize.objects.all(),
+        "networks": Network.objects.filter(organisation=organisation).select_related("region"),
+        "firewalls": Firewall.objects.filter(organisation=organisation).select_related("network"),
+    }
+
+
+def _flatten(errors: Any) -> dict[str, str]:
+    """DRF's nested errors as {"name": "...", "pools.0.count": "..."} for the template."""
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), inner)
+        elif isinstance(value, list) and value and not isinstance(value[0], str):
+            for index, inner in enumerate(value):
+                walk(f"{prefix}.{index}", inner)
+        elif value:
+            flat[prefix] = (
+                " ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+            )
+
+    walk("", errors)
+    return flat
+
+
+@login_required
+def cluster_create(request: HttpRequest) -> HttpResponse:
+    organisation = _organisation(request)
+    errors: dict[str, str] = {}
+    data: dict[str, Any] = {"pools": [{"name": "workers", "size": "small", "count": 3}]}
+    if request.method == "POST":
+        access.require_role(request.user, organisation, Role.MEMBER)
+        data = _form_data(request)
+        payload = ClusterInput(data=data)
+        if payload.is_valid():
+            try:
+                cluster = services.create_cluster(organisation, payload.to_request(), request)
+            except ValidationError as error:
+                errors = _flatten(error.message_dict)
+            else:
+                messages.success(request, f"Launching {cluster.name}.")
+                return redirect("provisioning:cluster_detail", cluster.uuid)
+        else:
+            errors = _flatten(payload.errors)
+    for index, pool in enumerate(data["pools"]):
+        prefix = f"pools.{index}."
+        pool["errors"] = " ".join(
+            f"{k[len(prefix) :]}: {v}" for k, v in errors.items() if k.startswith(prefix)
+        )
+    context = {**_choices(organisation), "data": data, "errors": errors}
+    return render(request, "provisioning/cluster_form.html", context, status=400 if errors else 200)
+
+
+@login_required
+def pool_row(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "provisioning/_partials/pool_row.html",
+        {"pool": {"count": 1}, "sizes": NodeSize.objects.all()},
+    )
+
+
+@login_required
+@require_POST
+def cluster_preflight(request: HttpRequest) -> HttpResponse:
+    """As the user types: quota use after this cluster, whether placement fits, the price."""
+    organisation = _organisation(request)
+    payload = ClusterInput(data=_form_data(request))
+    context: dict[str, Any] = {"valid": payload.is_valid()}
+    if context["valid"]:
+        spec = payload.to_request()
+        limit, after = (
+            quotas.limits(organisation),
+            quotas.usage(organisation) + quotas.of_nodes(spec.sizes, 1),
+        )
+        context.update(
+            limit=limit,
+            after=after,
+            over=quotas.shortfalls(after, limit),
+            price=sum(p.size.monthly_price * p.count for p in spec.pools),
+        )
+        try:
+            context["plan"] = placement.plan(spec.region, spec.sizes)
+        except placement.PlacementError as error:
+            context["placement_error"] = str(error)
+    else:
+        context["errors"] = _flatten(payload.errors)
+    return render(request, "provisioning/_partials/preflight.html", context)
+
+
+def _cluster(request: HttpRequest, cluster_id: str) -> Cluster:
+    return get_object_or_404(
+        cluster_page.with_nodes(access.for_user(Cluster.objects.all(), request.user)),
+        uuid=cluster_id,
+    )
+
+
+@login_required
+def cluster_detail(request: HtmxHttpRequest, cluster_id: str) -> HttpResponse:
+    cluster = _cluster(request, cluster_id)
+    if request.htmx:  # the polling fallback: the live parts, swapped out of band
+        return HttpResponse(cluster_page.live_fragments(cluster))
+    role = access.role_in(request.user, cluster.organisation)
+    context = {
+        **cluster_page.live_context(cluster),
+        "can_change": role is not None and role.rank >= Role.MEMBER.rank,
+        "pools": cluster.pools.all(),
+        "has_failed": any(n.status == NodeStatus.FAILED for n in cluster.nodes.all()),
+        "ttl_choices": [(3600, "1 hour"), (28800, "8 hours"), (86400, "1 day"), (604800, "7 days")],
+    }
+    return render(request, "provisioning/cluster_detail.html", context)
+
+
+def _changeable(request: HttpRequest, cluster_id: str) -> Cluster:
+    cluster = get_object_or_404(
+        access.for_user(Cluster.objects.all(), request.user), uuid=cluster_id
+    )
+    access.require_role(request.user, cluster.organisation, Role.MEMBER)
+    return cluster
+
+
+def _report(request: HttpRequest, error: ValidationError) -> None:
+    messages.error(request, " ".join(error.messages))
+
+
+@login_required
+@require_POST
+def cluster_delete(request: HttpRequest, cluster_id: str) -> HttpResponse:
+    cluster = _changeable(request, cluster_id)
+    if request.POST.get("confirm_name", "").strip() != cluster.name:
+        messages.error(request, f"Type the cluster's name ({cluster.name}) to delete it.")
+        return redirect("provisioning:cluster_detail", cluster.uuid)
+    services.delete_cluster(cluster, request)
+    messages.success(request, f"Deleting {cluster.name}; its resources are being given back.")
+    return redirect("provisioning:cluster_detail", cluster.uuid)
+
+
+@login_required
+@require_POST
+def cluster_scale(request: HttpRequest, cluster_id: str, pool_name: str) -> HttpResponse:
+    cluster = _changeable(request, cluster_id)
+    pool = get_object_or_404(
+        NodePool.objects.select_related("size", "cluster"), cluster=cluster, name=pool_name
+    )
+    try:
+        count = int(request.POST.get("count", ""))
+        services.scale_pool(pool, count, request)
+        messages.success(request, f"Scaling {pool.name} to {count}.")
+    except ValueError:
+        messages.error(request, "The node count must be a whole number.")
+    except ValidationError as error:
+        _report(request, error)
+    return redirect("provisioning:cluster_detail", cluster.uuid)
+
+
+@login_required
+@require_POST
+def cluster_retry(request: HttpRequest, cluster_id: str) -> HttpResponse:
+    cluster = _changeable(request, cluster_id)
+    try:
+        names = services.retry_failed(cluster, request)
+        messages.success(request, f"Retrying {', '.join(names)}.")
+    except ValidationError as error:
+        _report(request, error)
+    return redirect("provisioning:cluster_detail", cluster.uuid)
