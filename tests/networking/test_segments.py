@@ -21,7 +21,7 @@ def test_same_cidr_in_two_organisations_gets_two_segments(
 
 def test_lowest_free_segment_from_the_configured_range(
     acme: Organisation, region: Region, settings
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     settings.NETWORK_VNI_MIN, settings.NETWORK_VNI_MAX = 5000, 5002
     first = services.create_network(acme, region, "a", "10.0.0.0/24", request=None)
     second = services.create_network(acme, region, "b", "10.0.1.0/24", request=None)
@@ -32,7 +32,7 @@ def test_lowest_free_segment_from_the_configured_range(
     )
 
 
-def test_segments_are_per_region(acme: Organisation, region: Region, settings) -> None:  # type: ignore[no-untyped-def]
+def test_segments_are_per_region(acme: Organisation, region: Region, settings) -> None:
     settings.NETWORK_VNI_MIN, settings.NETWORK_VNI_MAX = 7000, 7000
     other = Region.objects.create(slug="us-1", name="US 1")
     a = services.create_network(acme, region, "a", "10.0.0.0/24", request=None)
@@ -42,7 +42,7 @@ def test_segments_are_per_region(acme: Organisation, region: Region, settings) -
 
 def test_exhaustion_is_a_clear_error_and_creates_nothing(
     acme: Organisation, bobco: Organisation, region: Region, settings
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     settings.NETWORK_VNI_MIN, settings.NETWORK_VNI_MAX = 6000, 6000
     services.create_network(acme, region, "a", "10.0.0.0/24", request=None)
     with pytest.raises(ValidationError) as caught:
