@@ -36,7 +36,7 @@ def home(request: HttpRequest) -> HttpResponse:
     organisation = access.current_organisation(request)
     if organisation is None:
         return render(request, "portal/no_organisation.html")
-    return redirect("portal:token_list")
+    return redirect("provisioning:cluster_list")
 
 
 @login_required

@@ -1,4 +1,7 @@
-"""Seed the embedded demo: a demo login (password printed), idempotent on re-runs."""
+"""Seed the embedded demo: the supercluster and a demo login (password printed).
+
+Idempotent: a second run keeps what is there.
+"""
 
 from typing import Any
 
@@ -10,6 +13,7 @@ from django.db import transaction
 from cloud.env import generated_secret
 from portal import organisations
 from portal.models import Membership, Organisation, Role
+from provisioning import demo
 
 
 class Command(BaseCommand):
@@ -32,4 +36,5 @@ class Command(BaseCommand):
             Membership.objects.get_or_create(
                 user=user, organisation=organisation, defaults={"role": Role.OWNER}
             )
+        demo.seed(settings.DATA_DIR)
         self.stdout.write(f"Demo login: demo / {password}")
