@@ -4,6 +4,8 @@ import os
 
 from celery import Celery
 
+from cloud import broker as _broker  # noqa: F401  (registers the atomicfs:// transport)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cloud.settings")
 
 app = Celery("cloud")

@@ -184,8 +184,9 @@ CHANNEL_LAYERS = (
 
 # --- Celery ---------------------------------------------------------------------------
 BROKER_DIR = DATA_DIR / "broker"
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", "filesystem://")
-if CELERY_BROKER_URL.startswith("filesystem"):
+# atomicfs:// is kombu's filesystem transport with atomic writes (cloud/broker.py).
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", "atomicfs://")
+if CELERY_BROKER_URL.startswith(("atomicfs", "filesystem")):
     for folder in ("queue", "processed", "control"):
         (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
 CELERY_BROKER_TRANSPORT_OPTIONS = (
@@ -198,7 +199,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         # The 1 s default makes every hop between web and worker wait up to a second.
         "polling_interval": 0.05,
     }
-    if CELERY_BROKER_URL.startswith("filesystem")
+    if CELERY_BROKER_URL.startswith(("atomicfs", "filesystem"))
     else {}
 )
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", False)
