@@ -1,0 +1,210 @@
+"""The cluster API around the pipeline: validation, tenancy, roles, kubeconfigs, events."""
+
+import base64
+from typing import Any
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from django.contrib.auth.models import User
+from rest_framework.test import APIClient
+
+from networking.models import IpAllocation, Network
+from portal.models import AuditEntry, Organisation, Quota
+from provisioning.models import Cluster, Hypervisor, IssuedCredential, Node
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guest_over_client")]
+
+GOOD = {
+    "name": "web",
+    "region": "demo",
+    "pools": [{"name": "workers", "size": "small", "count": 3}],
+}
+
+
+def nothing_created() -> bool:
+    return not (
+        Cluster.objects.exists() or Node.objects.exists() or IpAllocation.objects.exists()
+    ) and all(h.vcpus_allocated == 0 for h in Hypervisor.objects.all())
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({**GOOD, "name": ""}, "name"),
+        ({k: v for k, v in GOOD.items() if k != "name"}, "name"),
+        ({**GOOD, "name": "Bad_Name"}, "name"),
+        ({**GOOD, "name": "x" * 41}, "name"),
+        ({**GOOD, "region": "mars"}, "region"),
+        ({**GOOD, "k3s_version": "v0.0.1"}, "k3s_version"),
+        ({**GOOD, "pools": []}, "pools"),
+        ({**GOOD, "pools": [{"name": "w", "size": "huge", "count": 1}]}, "pools"),
+        ({**GOOD, "pools": [{"name": "w", "size": "small", "count": 0}]}, "pools"),
+        ({**GOOD, "pools": [{"name": "w", "size": "small", "count": "three"}]}, "pools"),
+        ({**GOOD, "pools": "workers"}, "pools"),
+        ({**GOOD, "network": "not-a-uuid"}, "network"),
+    ],
+)
+def test_bad_input_is_400_naming_the_field(demo_cloud, alice, acme, api_for, body, field) -> None:
+    response = api_for(alice, acme).post("/api/v1/clusters", body, format="json")
+    assert response.status_code == 400
+    assert field in response.json()
+    assert nothing_created()
+
+
+def test_malformed_json_is_400(demo_cloud, alice, acme, api_for) -> None:
+    response = api_for(alice, acme).post(
+        "/api/v1/clusters", "{not json", content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert "detail" in response.json()
+    assert nothing_created()
+
+
+def test_duplicate_live_name_is_400(demo_cloud, alice, acme, api_for) -> None:
+    client = api_for(alice, acme)
+    assert client.post("/api/v1/clusters", GOOD, format="json").status_code == 202
+    again = client.post("/api/v1/clusters", GOOD, format="json")
+    assert again.status_code == 400 and "name" in again.json()
+
+
+def test_quota_refuses_before_anything_is_created(demo_cloud, alice, acme, api_for) -> None:
+    Quota.objects.filter(organisation=acme).update(nodes=2)
+    response = api_for(alice, acme).post("/api/v1/clusters", GOOD, format="json")
+    assert response.status_code == 400
+    assert "nodes 3 of 2" in response.json()["pools"][0]
+    assert nothing_created()
+
+
+def test_capacity_shortage_names_what_is_short(demo_cloud, alice, acme, api_for) -> None:
+    Quota.objects.filter(organisation=acme).update(nodes=500, vcpus=5000, memory_mib=10**7)
+    body = {**GOOD, "pools": [{"name": "big", "size": "large", "count": 40}]}
+    response = api_for(alice, acme).post("/api/v1/clusters", body, format="json")
+    assert response.status_code == 400
+    assert "Not enough capacity in region demo" in response.json()["pools"][0]
+    assert "of size large" in response.json()["pools"][0]
+    assert nothing_created()
+    assert not Network.objects.exists()  # the default network is not left behind either
+
+
+def test_other_tenants_get_404_and_viewers_403(
+    demo_cloud, alice, acme, bob, bobco, charlie, api_for
+) -> None:
+    cluster_id = api_for(alice, acme).post("/api/v1/clusters", GOOD, format="json").json()["id"]
+    stranger = api_for(bob, bobco)
+    base = f"/api/v1/clusters/{cluster_id}"
+    assert stranger.get(base).status_code == 404
+    assert stranger.get(f"{base}/events").status_code == 404
+    assert stranger.get(f"{base}/kubeconfig").status_code == 404
+    assert stranger.get(f"{base}/credentials").status_code == 404
+    assert stranger.delete(base).status_code == 404
+    assert stranger.patch(f"{base}/pools/workers", {"count": 1}, format="json").status_code == 404
+    assert stranger.get("/api/v1/clusters").json() == []
+    viewer = api_for(charlie, acme)
+    assert viewer.get(base).status_code == 200
+    assert viewer.delete(base).status_code == 403
+    assert viewer.post(f"{base}/retry").status_code == 403
+    assert viewer.patch(f"{base}/pools/workers", {"count": 4}, format="json").status_code == 403
+    assert (
+        viewer.post("/api/v1/clusters", {**GOOD, "name": "other"}, format="json").status_code == 403
+    )
+    assert Cluster.objects.get(uuid=cluster_id).status == "running"
+
+
+def test_anonymous_is_401(demo_cloud) -> None:
+    assert APIClient().get("/api/v1/clusters").status_code == 401
+    assert APIClient().post("/api/v1/clusters", GOOD, format="json").status_code == 401
+
+
+def _certificate(kubeconfig: dict[str, Any]) -> x509.Certificate:
+    pem = base64.b64decode(kubeconfig["users"][0]["user"]["client-certificate-data"])
+    return x509.load_pem_x509_certificate(pem)
+
+
+def test_kubeconfigs_for_admin_and_viewer(demo_cloud, alice, acme, charlie, api_for) -> None:
+    client = api_for(alice, acme)
+    cluster = client.post("/api/v1/clusters", GOOD, format="json").json()
+    server_ip = next(n["ip"] for n in cluster["nodes"] if n["is_server"])
+    response = client.get(f"/api/v1/clusters/{cluster['id']}/kubeconfig?role=admin&ttl=3600")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/yaml"
+    assert response["Content-Disposition"].startswith("attachment;")
+    config = yaml.safe_load(response.content)
+    assert config["clusters"][0]["cluster"]["server"] == f"https://{server_ip}:6443"
+    cert = _certificate(config)
+    assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "portal:admin"
+    client_ca = x509.load_pem_x509_certificate(
+        Cluster.objects.get(uuid=cluster["id"]).client_ca_cert.encode()
+    )
+    cert.verify_directly_issued_by(client_ca)
+    viewer = api_for(charlie, acme)
+    assert viewer.get(f"/api/v1/clusters/{cluster['id']}/kubeconfig?role=admin").status_code == 403
+    viewer_config = yaml.safe_load(
+        viewer.get(f"/api/v1/clusters/{cluster['id']}/kubeconfig?role=viewer").content
+    )
+    assert _certificate(viewer_config).subject.rfc4514_string() == "O=portal:viewer,CN=charlie"
+    listed = client.get(f"/api/v1/clusters/{cluster['id']}/credentials").json()
+    assert {(c["user"], c["role"]) for c in listed} == {("alice", "admin"), ("charlie", "viewer")}
+    assert format(cert.serial_number, "x") in {c["serial"] for c in listed}
+    assert AuditEntry.objects.filter(action="kubeconfig.issue").count() == 2
+
+
+@pytest.mark.parametrize("query", ["ttl=604801", "ttl=0", "ttl=abc", "role=root"])
+def test_kubeconfig_bad_parameters_are_400(demo_cloud, alice, acme, api_for, query) -> None:
+    client = api_for(alice, acme)
+    cluster_id = client.post("/api/v1/clusters", GOOD, format="json").json()["id"]
+    response = client.get(f"/api/v1/clusters/{cluster_id}/kubeconfig?{query}")
+    assert response.status_code == 400
+    assert not IssuedCredential.objects.exists()
+
+
+def test_events_are_paginated_and_resume_after(demo_cloud, alice, acme, api_for) -> None:
+    client = api_for(alice, acme)
+    cluster_id = client.post("/api/v1/clusters", GOOD, format="json").json()["id"]
+    first = client.get(f"/api/v1/clusters/{cluster_id}/events?limit=5").json()
+    assert len(first["results"]) == 5 and first["next"]
+    second = client.get(first["next"]).json()
+    assert second["results"][0]["id"] > first["results"][-1]["id"]
+    after = first["results"][-1]["id"]
+    resumed = client.get(f"/api/v1/clusters/{cluster_id}/events?after={after}&limit=1000").json()[
+        "results"
+    ]
+    assert resumed[0]["id"] == second["results"][0]["id"]
+    assert client.get(f"/api/v1/clusters/{cluster_id}/events?after=x").status_code == 400
+
+
+def test_list_runs_constant_queries(
+    demo_cloud, alice, acme, api_for, django_assert_max_num_queries
+) -> None:
+    client = api_for(alice, acme)
+    client.post("/api/v1/clusters", GOOD, format="json")
+    with django_assert_max_num_queries(12) as few:
+        client.get("/api/v1/clusters")
+    baseline = len(few.captured_queries)
+    assert baseline > 0
+    for name in ("b", "c", "d"):
+        client.post(
+            "/api/v1/clusters",
+            {**GOOD, "name": name, "pools": [{"name": "p", "size": "small", "count": 2}]},
+            format="json",
+        )
+    with django_assert_max_num_queries(baseline):
+        assert len(client.get("/api/v1/clusters").json()) == 4
+
+
+def test_two_organisations_same_default_cidr_distinct_segments(
+    demo_cloud, alice, acme, bob, bobco, api_for
+) -> None:
+    a = api_for(alice, acme).post("/api/v1/clusters", GOOD, format="json").json()
+    b = api_for(bob, bobco).post("/api/v1/clusters", GOOD, format="json").json()
+    net_a, net_b = Network.objects.get(uuid=a["network"]), Network.objects.get(uuid=b["network"])
+    assert net_a.cidr == net_b.cidr
+    assert net_a.segment_id != net_b.segment_id
+
+
+def test_organisation_field_is_the_callers(demo_cloud, alice, acme, api_for) -> None:
+    cluster_id = api_for(alice, acme).post("/api/v1/clusters", GOOD, format="json").json()["id"]
+    assert Cluster.objects.get(uuid=cluster_id).organisation == acme
+    assert Organisation.objects.count() == 1
+    assert User.objects.count() == 1

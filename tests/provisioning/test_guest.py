@@ -1,0 +1,202 @@
+"""The guest side: the cloud-init seed, phone-home rules, redelivered tasks, the reaper."""
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import yaml
+from django.core.cache import cache
+from django.test import Client
+from django.utils import timezone
+
+from networking.models import IpAllocation
+from observability.models import Event
+from provisioning import guest, services
+from provisioning.drivers import get_driver
+from provisioning.models import Hypervisor, Node, NodeStep
+from provisioning.states import NodeStatus
+from provisioning.tasks import launch
+
+pytestmark = pytest.mark.django_db(transaction=True)
+GOOD = {
+    "name": "web",
+    "region": "demo",
+    "pools": [{"name": "workers", "size": "small", "count": 3}],
+}
+PHONE_HOME = "/api/v1/guest/phone-home"
+
+
+@pytest.fixture
+def booted(demo_cloud, alice, acme, api_for, settings) -> list[Node]:
+    """A cluster whose VMs started but whose guests have not said anything yet."""
+    settings.GUEST_SIMULATOR = False
+    cache.clear()
+    api_for(alice, acme).post("/api/v1/clusters", GOOD, format="json")
+    return list(Node.objects.order_by("-is_server", "id"))
+
+
+def report(node: Node, step: str, state: str, **extra: Any) -> Any:
+    payload = {"token": guest.node_token(node), "step": step, "state": state, **extra}
+    return Client().post(PHONE_HOME, payload, content_type="application/json")
+
+
+def walk(node: Node, *steps: str) -> None:
+    for step in steps:
+        assert report(node, step, "started").status_code == 200
+        assert report(node, step, "done").status_code == 200
+
+
+def test_seed_documents(booted: list[Node]) -> None:
+    server, agent = booted[0], booted[1]
+    client = Client()
+    base = f"/guest/{guest.node_token(server)}/"
+    meta = client.get(base + "meta-data").content.decode()
+    assert f"instance-id: {server.uuid}" in meta
+    network = yaml.safe_load(client.get(base + "network-config").content)
+    address = IpAllocation.objects.get(node=server).address
+    assert network["ethernets"]["tenant0"]["addresses"] == [f"{address}/24"]
+    text = client.get(base + "user-data").content.decode()
+    assert text.startswith("#cloud-config\n")
+    document = yaml.safe_load(text)
+    files = {f["path"]: f for f in document["write_files"]}
+    env = files["/etc/k3s-portal/agent.env"]["content"]
+    assert f"NODE_TOKEN={guest.node_token(server)}" in env and "IS_SERVER=1" in env
+    assert "BEGIN CERTIFICATE" in files["/var/lib/rancher/k3s/server/tls/server-ca.crt"]["content"]
+    assert files["/var/lib/rancher/k3s/server/tls/client-ca.key"]["permissions"] == "0600"
+    assert (
+        "portal:viewer"
+        in files["/var/lib/rancher/k3s/server/manifests/portal-rbac.yaml"]["content"]
+    )
+    assert "cloud_init" in str(document["bootcmd"])
+    agent_doc = yaml.safe_load(client.get(f"/guest/{guest.node_token(agent)}/user-data").content)
+    agent_files = {f["path"]: f for f in agent_doc["write_files"]}
+    assert not any("tls" in path for path in agent_files)
+    assert (
+        f"K3S_SERVER_URL=https://{address}:6443"
+        in agent_files["/etc/k3s-portal/agent.env"]["content"]
+    )
+    assert client.get("/guest/not-a-token/user-data").status_code == 404
+    assert client.get(base + "secrets").status_code == 404
+
+
+def test_smbios_serial_points_cloud_init_at_the_seed(booted: list[Node]) -> None:
+    node = booted[0]
+    assert (
+        guest.smbios_serial(node)
+        == f"ds=nocloud-net;s=http://127.0.0.1:8000/guest/{guest.node_token(node)}/"
+    )
+    assert node.token_digest == guest.token_digest(guest.node_token(node))
+    assert guest.node_token(node) not in str(
+        list(Node.objects.values())
+    )  # only its digest is stored
+
+
+def test_steps_must_come_in_order_and_agents_wait_for_the_server(booted: list[Node]) -> None:
+    server, agent = booted[0], booted[1]
+    assert report(server, "fetch_deps", "started").status_code == 400
+    assert report(server, "cloud_init", "done").status_code == 400  # not started yet
+    assert report(server, "import_image", "started").status_code == 400  # not a guest step
+    assert report(server, "cloud_init", "sideways").status_code == 400
+    walk(agent, "cloud_init", "fetch_deps")
+    assert report(agent, "launch_k3s", "started").status_code == 409  # the server is not Ready
+    walk(server, "cloud_init", "fetch_deps", "launch_k3s")
+    assert Node.objects.get(pk=server.pk).status == NodeStatus.RUNNING
+    walk(agent, "launch_k3s")
+    walk(booted[2], "cloud_init", "fetch_deps", "launch_k3s")
+    assert set(Node.objects.values_list("status", flat=True)) == {"running"}
+    assert server.cluster.__class__.objects.get(pk=server.cluster_id).status == "running"
+
+
+def test_repeated_reports_change_nothing(booted: list[Node]) -> None:
+    server = booted[0]
+    assert report(server, "cloud_init", "started").status_code == 200
+    count = Event.objects.count()
+    assert report(server, "cloud_init", "started").status_code == 200
+    assert Event.objects.count() == count
+
+
+def test_a_guest_failure_fails_the_node_and_releases_it(booted: list[Node]) -> None:
+    agent = booted[1]
+    walk(booted[0], "cloud_init", "fetch_deps", "launch_k3s")
+    assert report(agent, "cloud_init", "started").status_code == 200
+    assert (
+        report(agent, "cloud_init", "failed", message="no route to the portal").status_code == 200
+    )
+    agent.refresh_from_db()
+    assert (agent.status, agent.error_code) == ("failed", "cloud_init_failed")
+    assert agent.error_message == "no route to the portal"
+    assert not IpAllocation.objects.filter(node=agent).exists()
+    assert agent.claimed_vcpus == 0
+    assert get_driver(agent.hypervisor.uri).domain_state(agent.domain_name) is None
+    assert report(agent, "cloud_init", "done").status_code == 400  # a failed node says no more
+    walk(booted[2], "cloud_init", "fetch_deps", "launch_k3s")
+    assert agent.cluster.__class__.objects.get(pk=agent.cluster_id).status == "degraded"
+
+
+def test_unknown_or_revoked_token_is_404(booted: list[Node]) -> None:
+    response = Client().post(
+        PHONE_HOME,
+        {"token": "nope", "step": "cloud_init", "state": "started"},
+        content_type="application/json",
+    )
+    assert response.status_code == 404
+    Node.objects.filter(pk=booted[0].pk).update(token_digest="")
+    assert report(booted[0], "cloud_init", "started").status_code == 404
+
+
+def test_phone_home_is_rate_limited(booted: list[Node]) -> None:
+    node = booted[0]
+    codes = [report(node, "cloud_init", "started").status_code for _ in range(125)]
+    assert codes[:120] == [200] * 120
+    assert codes[-1] == 429
+
+
+def test_redelivered_driver_steps_converge(booted: list[Node]) -> None:
+    node = booted[0]
+    events = Event.objects.count()
+    launch.import_image.apply(args=(node.pk,))  # as if the broker delivered it again
+    launch.start_vm.apply(args=(node.pk,))
+    assert Event.objects.count() == events
+    assert NodeStep.objects.filter(node=node, finished_at__isnull=False).count() == 2
+    driver = get_driver(node.hypervisor.uri)
+    assert driver.domain_state(node.domain_name).state == "running"
+    assert [d.name for d in driver.list_domains(node.domain_name)] == [node.domain_name]
+
+
+def test_worker_killed_mid_step_resumes_when_redelivered(
+    demo_cloud, alice, acme, api_for, settings, monkeypatch
+) -> None:
+    settings.GUEST_SIMULATOR = False
+    # The worker dies right after taking the launch: nothing of it runs here...
+    monkeypatch.setattr(services, "_launch", lambda cluster_id: None)
+    api_for(alice, acme).post("/api/v1/clusters", GOOD, format="json")
+    node = Node.objects.get(is_server=True)
+    # ...except the start of import_image, before the task was acknowledged.
+    Node.objects.filter(pk=node.pk).update(status="provisioning", step="import_image")
+    NodeStep.objects.filter(node=node, step="import_image").update(started_at=timezone.now())
+    launch.import_image.apply(args=(node.pk,))  # acks_late: the broker redelivers it
+    assert NodeStep.objects.get(node=node, step="start_vm").finished_at is not None
+    assert Event.objects.filter(node=node.name, step="import_image", state="started").count() == 0
+    assert Event.objects.filter(node=node.name, step="import_image", state="done").count() == 1
+    assert get_driver(node.hypervisor.uri).domain_state(node.domain_name).state == "running"
+
+
+def test_reaper_fails_stalled_nodes_and_gives_everything_back(booted: list[Node], settings) -> None:
+    before = {h.pk: h.vcpus_allocated for h in Hypervisor.objects.all()}
+    Node.objects.update(
+        progressed_at=timezone.now() - timedelta(seconds=settings.STEP_TIMEOUT_SECONDS + 1)
+    )
+    assert launch.reap_stalled.apply().get() == 3
+    assert set(Node.objects.values_list("error_code", flat=True)) <= {
+        "step_timeout",
+        "server_failed",
+    }
+    assert Node.objects.get(is_server=True).error_code == "step_timeout"
+    assert not IpAllocation.objects.exists()
+    assert all(h.vcpus_allocated == 0 for h in Hypervisor.objects.all())
+    assert any(before.values())
+    for node in booted:
+        assert get_driver(node.hypervisor.uri).domain_state(node.domain_name) is None
+        assert not get_driver(node.hypervisor.uri).volume_exists(
+            node.hypervisor.storage_pool, node.volume_name
+        )
