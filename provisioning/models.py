@@ -11,6 +11,11 @@ from provisioning.states import LIVE_CLUSTER, ClusterStatus, NodeStatus, Step
 DOMAIN_PREFIX = "k3s-"
 
 
+def volume_for(domain_name: str) -> str:
+    """A node's disk is named after its domain, so a leaked domain's disk can be found."""
+    return f"{domain_name}.qcow2"
+
+
 class Region(models.Model):
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     slug = models.SlugField(max_length=40, unique=True)
@@ -233,7 +238,7 @@ class Node(models.Model):
 
     @property
     def volume_name(self) -> str:
-        return f"{self.domain_name}.qcow2"
+        return volume_for(self.domain_name)
 
 
 class NodeStep(models.Model):
@@ -274,3 +279,36 @@ class IssuedCredential(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username} ({self.role}) on {self.cluster}"
+
+
+class OrphanResolution(models.TextChoices):
+    REMOVED = "removed", "Removed by reconciliation"
+    VANISHED = "vanished", "Gone or owned again before the grace period ended"
+
+
+class OrphanDomain(models.Model):
+    """A domain with the portal's prefix that no live node owns, found by reconciliation.
+
+    Shown to staff while open; reconciliation undefines it (and its disk) once it has been
+    orphaned for ORPHAN_GRACE_SECONDS. `removed_at` closes the record either way."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    hypervisor = models.ForeignKey(Hypervisor, on_delete=models.CASCADE, related_name="orphans")
+    name = models.CharField(max_length=200)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    removed_at = models.DateTimeField(null=True, blank=True)
+    resolution = models.CharField(max_length=10, choices=OrphanResolution.choices, blank=True)
+
+    class Meta:
+        ordering = ["-first_seen_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hypervisor", "name"],
+                condition=Q(removed_at__isnull=True),
+                name="one_open_orphan_per_domain",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} on {self.hypervisor}"
