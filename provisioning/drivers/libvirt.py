@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import ParamSpec, TypeVar
@@ -153,6 +153,19 @@ def _open(uri: str) -> libvirt.virConnect:
             conn = libvirt.open(uri)
             _connections[uri] = conn
         return conn
+
+
+def forget_connections(uris: Iterable[str]) -> None:
+    """Close and drop this process's connections to `uris`, as a restarted worker has none.
+
+    For a test:// URI the next open starts from its node file again: every domain is gone.
+    """
+    with _connections_lock:
+        for uri in uris:
+            conn = _connections.pop(uri, None)
+            if conn is not None:
+                with _missing_ok(libvirt.VIR_ERR_INVALID_CONN):  # already closed
+                    conn.close()
 
 
 def _domain_state(dom: libvirt.virDomain) -> DomainState:
