@@ -254,3 +254,9 @@ PERIODIC_TASKS["provisioning.reap_stalled"] = env.float("REAPER_SECONDS", 15)
 # 802.1Q VLAN range so a VNI is never mistaken for a VLAN tag on the same fabric).
 NETWORK_VNI_MIN = env.int("NETWORK_VNI_MIN", 4097)
 NETWORK_VNI_MAX = env.int("NETWORK_VNI_MAX", 16777215)
+
+# --- Reconciliation -------------------------------------------------------------------
+# Seconds a domain with the portal's prefix that no node owns is left alone (and shown to
+# staff) before reconciliation undefines it and its disk.
+ORPHAN_GRACE_SECONDS = env.int("ORPHAN_GRACE_SECONDS", 600)
+PERIODIC_TASKS["provisioning.reconcile"] = env.float("RECONCILE_SECONDS", 30)
