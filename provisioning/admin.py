@@ -24,6 +24,7 @@ from provisioning.models import (
     NodePool,
     NodeSize,
     NodeStep,
+    OrphanDomain,
     Region,
 )
 
@@ -206,3 +207,20 @@ class NodeStepAdmin(ReadOnlyAdmin):
     list_display = ["node", "step", "attempt", "started_at", "finished_at", "failed"]
     list_filter = ["step", "failed"]
     list_select_related = ["node"]
+
+
+@admin.register(OrphanDomain)
+class OrphanDomainAdmin(ReadOnlyAdmin):
+    """Written by reconciliation only; open records (no removed_at) are leaks to look at."""
+
+    list_display = [
+        "name",
+        "hypervisor",
+        "first_seen_at",
+        "last_seen_at",
+        "removed_at",
+        "resolution",
+    ]
+    list_filter = [("removed_at", admin.EmptyFieldListFilter), "resolution", "hypervisor"]
+    list_select_related = ["hypervisor"]
+    search_fields = ["name", "hypervisor__name"]

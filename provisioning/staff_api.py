@@ -1,8 +1,11 @@
-"""The supercluster for staff: hypervisor inventory, cordon and uncordon.
+"""The supercluster for staff: hypervisor inventory, cordon and uncordon, orphan domains.
 
 For anyone else the staff API does not exist (404), so its presence is not confirmed.
 """
 
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from rest_framework import exceptions, generics, permissions, serializers, status
@@ -11,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from provisioning import inventory
-from provisioning.models import Hypervisor
+from provisioning.models import Hypervisor, OrphanDomain
 
 
 class StaffOnly(permissions.BasePermission):
@@ -81,3 +84,24 @@ class Cordon(HypervisorStateChange):
 
 class Uncordon(HypervisorStateChange):
     change = staticmethod(inventory.uncordon)
+
+
+class OrphanSerializer(serializers.ModelSerializer):
+    hypervisor = serializers.CharField(source="hypervisor.name")
+    removal_due_at = serializers.SerializerMethodField()
+
+    class Meta:
+        model = OrphanDomain
+        fields = ["uuid", "hypervisor", "name", "first_seen_at", "last_seen_at", "removal_due_at"]
+        read_only_fields = fields
+
+    def get_removal_due_at(self, orphan: OrphanDomain) -> datetime:
+        return orphan.first_seen_at + timedelta(seconds=settings.ORPHAN_GRACE_SECONDS)
+
+
+class OrphanList(generics.ListAPIView):
+    """Domains with the portal's prefix that no node owns, not yet removed by reconciliation."""
+
+    permission_classes = [StaffOnly]
+    queryset = OrphanDomain.objects.filter(removed_at__isnull=True).select_related("hypervisor")
+    serializer_class = OrphanSerializer

@@ -23,4 +23,5 @@ urlpatterns = [
         staff_api.Uncordon.as_view(),
         name="api-staff-hypervisor-uncordon",
     ),
+    path("staff/orphans", staff_api.OrphanList.as_view(), name="api-staff-orphan-list"),
 ]
