@@ -26,7 +26,7 @@ class ClusterInput(serializers.Serializer):
     )
     region = serializers.SlugRelatedField(slug_field="slug", queryset=Region.objects.all())
     k3s_version = serializers.SlugRelatedField(
-        slug_field="version", queryset=K3sVersion.objects.all(), required=False
+        slug_field="version", queryset=K3sVersion.objects.all(), required=False, allow_null=True
     )
     pools = PoolInput(many=True, allow_empty=False)
     network = serializers.UUIDField(required=False, allow_null=True)

@@ -71,10 +71,9 @@ def _form_data(request: HttpRequest) -> dict[str, Any]:
     data: dict[str, Any] = {
         "name": post.get("name", "").strip(),
         "region": post.get("region", ""),
-        "k3s_version": post.get("k3s_version") or None,
         "pools": pools,
     }
-    for field in ("network", "firewall"):
+    for field in ("k3s_version", "network", "firewall"):
         if post.get(field):
             data[field] = post[field]
     return data
