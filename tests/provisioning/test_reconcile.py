@@ -155,7 +155,8 @@ def test_an_orphan_is_recorded_kept_within_grace_then_removed(
     assert (orphan.hypervisor, orphan.name, orphan.removed_at) == (host, ORPHAN, None)
     listed = staff_api.get("/api/v1/staff/orphans").json()
     assert [(o["hypervisor"], o["name"]) for o in listed] == [("hv-1", ORPHAN)]
-    assert listed[0]["removal_due_at"] is not None
+    due = orphan.first_seen_at + timedelta(seconds=600)
+    assert listed[0]["removal_due_at"] == due.isoformat().replace("+00:00", "Z")
 
     report = reconcile_hypervisor(host.pk)  # still within the grace period
     assert not report.changed and report.open_orphans == [ORPHAN]
@@ -261,6 +262,20 @@ def test_orphans_are_in_the_admin(demo_cloud: Region, admin_client: Client) -> N
 
     assert page.status_code == 200
     assert ORPHAN in page.content.decode()
+
+
+def test_the_orphan_list_runs_constant_queries(
+    demo_cloud: Region, staff_api: APIClient, django_assert_max_num_queries: Any
+) -> None:
+    now = timezone.now()
+    for host in Hypervisor.objects.all():
+        for index in range(4):
+            OrphanDomain.objects.create(
+                hypervisor=host, name=f"k3s-0000000{index}-x", first_seen_at=now, last_seen_at=now
+            )
+    with django_assert_max_num_queries(3):
+        listed = staff_api.get("/api/v1/staff/orphans").json()
+    assert len(listed) == 12
 
 
 def test_the_orphan_list_is_for_staff_only(
