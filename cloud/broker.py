@@ -19,7 +19,7 @@ SCHEME = "atomicfs"
 
 
 class Channel(filesystem.Channel):
-    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+    def _put(self, queue: str, payload: dict[str, Any], **kwargs: Any) -> None:  # type: ignore[override]
         folder = self.data_folder_out
         final = os.path.join(folder, f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg")
         partial = os.path.join(folder, f".partial-{uuid.uuid4()}")

@@ -24,7 +24,8 @@ def test_concurrent_put_and_get_never_yield_partial_messages(tmp_path: Path) -> 
 
     writer = threading.Thread(target=produce)
     with Connection(f"{broker.SCHEME}://", transport_options=options) as conn:
-        simple = conn.SimpleQueue(queue)
+        # kombu's stubs say str, but SimpleQueue takes a Queue as well.
+        simple = conn.SimpleQueue(queue)  # type: ignore[arg-type]
         writer.start()
         while len(received) < total:
             message = simple.get(timeout=10)

@@ -13,6 +13,7 @@ from networking.models import IpAllocation
 from observability.models import Event
 from provisioning import guest, services
 from provisioning.drivers import get_driver
+from provisioning.drivers.base import HypervisorDriver
 from provisioning.models import Hypervisor, Node, NodeStep
 from provisioning.states import NodeStatus
 from provisioning.tasks import launch
@@ -33,6 +34,16 @@ def booted(demo_cloud, alice, acme, api_for, settings) -> list[Node]:
     cache.clear()
     api_for(alice, acme).post("/api/v1/clusters", GOOD, format="json")
     return list(Node.objects.order_by("-is_server", "id"))
+
+
+def driver_of(node: Node) -> HypervisorDriver:
+    assert node.hypervisor is not None
+    return get_driver(node.hypervisor.uri)
+
+
+def domain_state(node: Node) -> str | None:
+    found = driver_of(node).domain_state(node.domain_name)
+    return found.state if found else None
 
 
 def report(node: Node, step: str, state: str, **extra: Any) -> Any:
@@ -127,7 +138,7 @@ def test_a_guest_failure_fails_the_node_and_releases_it(booted: list[Node]) -> N
     assert agent.error_message == "no route to the portal"
     assert not IpAllocation.objects.filter(node=agent).exists()
     assert agent.claimed_vcpus == 0
-    assert get_driver(agent.hypervisor.uri).domain_state(agent.domain_name) is None
+    assert domain_state(agent) is None
     assert report(agent, "cloud_init", "done").status_code == 400  # a failed node says no more
     walk(booted[2], "cloud_init", "fetch_deps", "launch_k3s")
     assert agent.cluster.__class__.objects.get(pk=agent.cluster_id).status == "degraded"
@@ -158,9 +169,8 @@ def test_redelivered_driver_steps_converge(booted: list[Node]) -> None:
     launch.start_vm.apply(args=(node.pk,))
     assert Event.objects.count() == events
     assert NodeStep.objects.filter(node=node, finished_at__isnull=False).count() == 2
-    driver = get_driver(node.hypervisor.uri)
-    assert driver.domain_state(node.domain_name).state == "running"
-    assert [d.name for d in driver.list_domains(node.domain_name)] == [node.domain_name]
+    assert domain_state(node) == "running"
+    assert [d.name for d in driver_of(node).list_domains(node.domain_name)] == [node.domain_name]
 
 
 def test_worker_killed_mid_step_resumes_when_redelivered(
@@ -178,7 +188,7 @@ def test_worker_killed_mid_step_resumes_when_redelivered(
     assert NodeStep.objects.get(node=node, step="start_vm").finished_at is not None
     assert Event.objects.filter(node=node.name, step="import_image", state="started").count() == 0
     assert Event.objects.filter(node=node.name, step="import_image", state="done").count() == 1
-    assert get_driver(node.hypervisor.uri).domain_state(node.domain_name).state == "running"
+    assert domain_state(node) == "running"
 
 
 def test_reaper_fails_stalled_nodes_and_gives_everything_back(booted: list[Node], settings) -> None:
@@ -196,7 +206,5 @@ def test_reaper_fails_stalled_nodes_and_gives_everything_back(booted: list[Node]
     assert all(h.vcpus_allocated == 0 for h in Hypervisor.objects.all())
     assert any(before.values())
     for node in booted:
-        assert get_driver(node.hypervisor.uri).domain_state(node.domain_name) is None
-        assert not get_driver(node.hypervisor.uri).volume_exists(
-            node.hypervisor.storage_pool, node.volume_name
-        )
+        assert domain_state(node) is None
+        assert not driver_of(node).volume_exists("default", node.volume_name)
