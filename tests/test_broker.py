@@ -11,7 +11,12 @@ from cloud import broker
 def test_concurrent_put_and_get_never_yield_partial_messages(tmp_path: Path) -> None:
     folder = tmp_path / "queue"
     folder.mkdir()
-    options = {"data_folder_in": str(folder), "data_folder_out": str(folder), "polling_interval": 0}
+    options = {
+        "data_folder_in": str(folder),
+        "data_folder_out": str(folder),
+        "control_folder": str(tmp_path / "control"),
+        "polling_interval": 0,
+    }
     queue = Queue("q", routing_key="q")
     total = 300
     received: list[dict[str, int]] = []
