@@ -42,5 +42,5 @@ def record(
         step=step,
         progress=max(0, min(100, progress)),
     )
-    transaction.on_commit(lambda: _ring(cluster.uuid, event.id))
+    transaction.on_commit(lambda: _ring(cluster.uuid, event.id), robust=True)
     return event

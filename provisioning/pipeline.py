@@ -107,7 +107,7 @@ def fail_node(node: Node, step: str, code: str, message: str) -> None:
     )
     from provisioning.tasks import launch
 
-    transaction.on_commit(lambda: launch.release_node.delay(node.pk))
+    transaction.on_commit(lambda: launch.release_node.delay(node.pk), robust=True)
     if node.is_server:
         # Agents cannot join without their server: fail them now, so they give back
         # what they hold instead of waiting for the reaper.

@@ -164,7 +164,7 @@ def create_cluster(organisation: Organisation, spec: ClusterRequest, http: HttpR
                 organisation=organisation,
                 placement=plan.summary,
             )
-            transaction.on_commit(lambda: _launch(cluster.pk))
+            transaction.on_commit(lambda: _launch(cluster.pk), robust=True)
     except IntegrityError as error:  # the unique live name, raced by a concurrent request
         raise ValidationError({"name": f"You already have a cluster named {spec.name}."}) from error
     return cluster
@@ -187,14 +187,19 @@ def delete_cluster(cluster: Cluster, http: HttpRequest) -> None:
         events.record(cluster, "Cluster deletion requested.")
         audit.record("cluster.delete", cluster, request=http, organisation=cluster.organisation)
         if not node_ids:
-            transaction.on_commit(lambda: _finish_empty_delete(cluster.pk))
-    transaction.on_commit(lambda: _enqueue_delete(node_ids))
+            transaction.on_commit(lambda: _finish_empty_delete(cluster.pk), robust=True)
+    transaction.on_commit(lambda: _enqueue_delete(node_ids), robust=True)
 
 
 def _delete_nodes(nodes: Iterable[Node]) -> list[int]:
     ids = []
     for node in nodes:
-        if transition(node, [N.PENDING, N.PROVISIONING, N.RUNNING, N.FAILED], N.DELETING):
+        if transition(
+            node,
+            [N.PENDING, N.PROVISIONING, N.RUNNING, N.FAILED],
+            N.DELETING,
+            progressed_at=timezone.now(),
+        ):
             ids.append(node.pk)
     return ids
 
@@ -249,7 +254,7 @@ def scale_pool(pool: NodePool, count: int, http: HttpRequest) -> None:
             transition(cluster, [C.RUNNING, C.DEGRADED, C.FAILED], C.PROVISIONING)
             events.record(cluster, f"Scaling {pool.name} up to {count}: {plan.summary}.")
             ids = [n.pk for n in nodes]
-            transaction.on_commit(lambda: _enqueue_launch(ids))
+            transaction.on_commit(lambda: _enqueue_launch(ids), robust=True)
         elif count < len(live):
             newest = [n for n in reversed(live) if not n.is_server][: len(live) - count]
             if len(newest) < len(live) - count:
@@ -261,7 +266,7 @@ def scale_pool(pool: NodePool, count: int, http: HttpRequest) -> None:
                 + ".",
             )
             ids = _delete_nodes(newest)
-            transaction.on_commit(lambda: _enqueue_delete(ids))
+            transaction.on_commit(lambda: _enqueue_delete(ids), robust=True)
 
 
 def retry_failed(cluster: Cluster, http: HttpRequest) -> list[str]:
@@ -303,7 +308,7 @@ def retry_failed(cluster: Cluster, http: HttpRequest) -> list[str]:
         events.record(cluster, f"Retrying {', '.join(names)}: {plan.summary}.")
         audit.record("cluster.retry", cluster, request=http, organisation=cluster.organisation)
         ids = [n.pk for n in failed]
-        transaction.on_commit(lambda: _enqueue_launch(ids))
+        transaction.on_commit(lambda: _enqueue_launch(ids), robust=True)
     return names
 
 

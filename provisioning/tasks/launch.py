@@ -120,11 +120,18 @@ def delete_node(self: Task, node_id: int) -> None:
 
 @shared_task(name="provisioning.reap_stalled", ignore_result=True)
 def reap_stalled() -> int:
-    """Fail launches that stopped making progress (a lost worker, a silent guest)."""
+    """Fail launches that stopped making progress (a lost worker, a silent guest, a launch
+    whose task never reached the broker), and re-drive deletions that stalled."""
     cutoff = timezone.now() - timedelta(seconds=settings.STEP_TIMEOUT_SECONDS)
     stalled = Node.objects.filter(
         status__in=[NodeStatus.PENDING, NodeStatus.PROVISIONING], progressed_at__lt=cutoff
     ).values_list("id", flat=True)
+    # A deletion whose task was lost (broker down at commit, worker gone): ask again.
+    for node_id in Node.objects.filter(
+        status=NodeStatus.DELETING, progressed_at__lt=cutoff
+    ).values_list("id", flat=True):
+        Node.objects.filter(pk=node_id).update(progressed_at=timezone.now())
+        delete_node.delay(node_id)
     count = 0
     for node_id in stalled:
         node = pipeline.load(node_id)

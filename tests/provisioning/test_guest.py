@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 import yaml
 from django.core.cache import cache
-from django.test import Client
+from django.test import Client, RequestFactory
 from django.utils import timezone
 
 from networking.models import IpAllocation
@@ -208,3 +208,45 @@ def test_reaper_fails_stalled_nodes_and_gives_everything_back(booted: list[Node]
     for node in booted:
         assert domain_state(node) is None
         assert not driver_of(node).volume_exists("default", node.volume_name)
+
+
+def test_broker_down_at_commit_is_no_500_and_the_reaper_cleans_up(
+    demo_cloud, alice, acme, api_for, settings, monkeypatch
+) -> None:
+    from kombu.exceptions import OperationalError
+
+    def broker_down(*args: object, **kwargs: object) -> None:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(launch.launch_cluster, "delay", broker_down)
+    response = api_for(alice, acme).post("/api/v1/clusters", GOOD, format="json")
+    assert response.status_code == 202
+    assert set(Node.objects.values_list("status", flat=True)) == {"pending"}
+    Node.objects.update(
+        progressed_at=timezone.now() - timedelta(seconds=settings.STEP_TIMEOUT_SECONDS + 1)
+    )
+    launch.reap_stalled.apply()
+    assert set(Node.objects.values_list("status", flat=True)) == {"failed"}
+    assert not IpAllocation.objects.exists()
+    assert all(h.vcpus_allocated == 0 for h in Hypervisor.objects.all())
+
+
+def test_a_lost_deletion_is_driven_again_by_the_reaper(
+    booted: list[Node], settings, monkeypatch
+) -> None:
+    cluster = booted[0].cluster
+    real_delay = launch.delete_node.delay
+    monkeypatch.setattr(launch.delete_node, "delay", lambda node_id: None)  # the message is lost
+    request = RequestFactory().delete("/")
+    request.user = cluster.created_by
+    services.delete_cluster(cluster, request)
+    assert set(Node.objects.values_list("status", flat=True)) == {"deleting"}
+    monkeypatch.setattr(launch.delete_node, "delay", real_delay)
+    Node.objects.update(
+        progressed_at=timezone.now() - timedelta(seconds=settings.STEP_TIMEOUT_SECONDS + 1)
+    )
+    launch.reap_stalled.apply()
+    assert set(Node.objects.values_list("status", flat=True)) == {"deleted"}
+    assert cluster.__class__.objects.get(pk=cluster.pk).status == "deleted"
+    for node in booted:
+        assert domain_state(node) is None
