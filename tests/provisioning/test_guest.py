@@ -238,6 +238,7 @@ def test_a_lost_deletion_is_driven_again_by_the_reaper(
     real_delay = launch.delete_node.delay
     monkeypatch.setattr(launch.delete_node, "delay", lambda node_id: None)  # the message is lost
     request = RequestFactory().delete("/")
+    assert cluster.created_by is not None
     request.user = cluster.created_by
     services.delete_cluster(cluster, request)
     assert set(Node.objects.values_list("status", flat=True)) == {"deleting"}
