@@ -44,23 +44,25 @@ def _touch(node: Node, **fields: object) -> None:
     Node.objects.filter(pk=node.pk).update(progressed_at=timezone.now(), **fields)
 
 
+def _step_event(node: Node, step: str, state: str, message: str) -> None:
+    events.record(
+        node.cluster,
+        f"{node.name}: {Step(step).label} {message}",
+        state=state,
+        node=node.name,
+        step=step,
+        progress=progress(node.cluster),
+    )
+
+
 def step_started(node: Node, step: str) -> None:
     """Mark a step started once; its event is written by the first caller only."""
-    now = timezone.now()
     first = NodeStep.objects.filter(node=node, step=step, started_at__isnull=True).update(
-        started_at=now
+        started_at=timezone.now()
     )
     _touch(node, step=step)
     if first:
-        label = Step(step).label
-        events.record(
-            node.cluster,
-            f"{node.name}: {label} started",
-            state=EventState.STARTED,
-            node=node.name,
-            step=step,
-            progress=progress(node.cluster),
-        )
+        _step_event(node, step, EventState.STARTED, "started")
 
 
 def step_done(node: Node, step: str) -> None:
@@ -72,14 +74,7 @@ def step_done(node: Node, step: str) -> None:
     _touch(node)
     if first and row is not None:
         took = (now - (row.started_at or now)).total_seconds()
-        events.record(
-            node.cluster,
-            f"{node.name}: {Step(step).label} done in {took:.1f} s",
-            state=EventState.DONE,
-            node=node.name,
-            step=step,
-            progress=progress(node.cluster),
-        )
+        _step_event(node, step, EventState.DONE, f"done in {took:.1f} s")
 
 
 def node_ready(node: Node, when: datetime) -> None:
