@@ -118,6 +118,10 @@ def fail_node(node: Node, step: str, code: str, message: str) -> None:
 
 def refresh_cluster(cluster: Cluster) -> None:
     """Derive the cluster's status from its nodes and move it there (guarded)."""
+    # Lock the row first: two nodes finishing at once would each read the other as still
+    # provisioning (READ COMMITTED) and leave the cluster provisioning for ever. NO KEY
+    # lets event inserts (FOR KEY SHARE on the cluster) go on meanwhile.
+    Cluster.objects.select_for_update(no_key=True).filter(pk=cluster.pk).values_list("pk").get()
     cluster.refresh_from_db(fields=["status", "ready_at", "created_at"])
     if cluster.status in (C.DELETING, C.DELETED):
         return
