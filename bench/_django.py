@@ -21,8 +21,9 @@ def scratch_database() -> Iterator[str]:
     django.setup()
     setup_test_environment()
     old_name = connection.settings_dict["NAME"]
-    # Its own name, so a benchmark never clobbers a test run's database.
-    connection.settings_dict.setdefault("TEST", {})["NAME"] = f"bench_{os.getpid()}"
+    if connection.vendor != "sqlite":  # SQLite's test database lives in memory
+        # Its own name, so a benchmark never clobbers a test run's database.
+        connection.settings_dict.setdefault("TEST", {})["NAME"] = f"bench_{os.getpid()}"
     connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
     try:
         yield connection.vendor
