@@ -83,7 +83,13 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------
 DATABASE_URL = env.str("DATABASE_URL", "")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Under ASGI every request runs in a fresh thread: without a pool each one would
+        # open (and leak until garbage collection) its own PostgreSQL connection.
+        DATABASES["default"]["OPTIONS"] = {
+            "pool": {"min_size": 2, "max_size": env.int("DATABASE_POOL_SIZE", 20), "timeout": 30}
+        }
 else:
     DATABASES = {
         "default": {
@@ -175,7 +181,14 @@ CHANNEL_LAYERS = (
     {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # Reads must outlast channels-redis's 5 s blocking pop, or a slow answer
+            # under load raises a timeout inside a consumer and drops its websocket.
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                # One process's watchers share one Redis list, and a group send past its
+                # capacity is dropped silently: leave room for every watcher of a cluster.
+                "capacity": env.int("CHANNEL_CAPACITY", 5000),
+            },
         }
     }
     if REDIS_URL

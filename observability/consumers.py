@@ -7,6 +7,7 @@ so a reconnecting client resumes with no gap and no duplicate.
 """
 
 import asyncio
+import contextlib
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -14,6 +15,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth.models import AnonymousUser
 
+from observability import feed
 from observability.events import group_name
 from observability.models import Event
 from portal import access
@@ -22,7 +24,6 @@ from provisioning.models import Cluster
 
 POLL_SECONDS = 0.2
 KEEPALIVE_SECONDS = 20.0
-BATCH = 500
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
@@ -43,7 +44,6 @@ class ClusterEventsConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         self.tasks: list[asyncio.Task[None]] = []
-        self.lock = asyncio.Lock()
         user = self.scope.get("user")
         await self.accept()
         if user is None or not user.is_authenticated:
@@ -56,16 +56,32 @@ class ClusterEventsConsumer(AsyncJsonWebsocketConsumer):
             return
         self.cluster = cluster
         self.last_id = self.after()
-        await self.opening()
-        if self.channel_layer is not None:
-            await self.channel_layer.group_add(group_name(cluster.uuid), self.channel_name)
-        else:
-            self.tasks.append(asyncio.create_task(self.poll()))
-        self.tasks.append(asyncio.create_task(self.keepalive()))
-
-    async def opening(self) -> None:
-        await self.send_json(await self.snapshot())
+        self.bell = asyncio.Event()
+        self.rung: int | None = None
+        await self.greet()
+        # Subscribe before reading: an event committed from here on rings the bell (or is
+        # polled), and everything before it is in the read just below.
+        self.feed = await feed.join(cluster.pk, group_name(cluster.uuid), self.wake)
         await self.flush()
+        self.tasks += [asyncio.create_task(self.follow()), asyncio.create_task(self.keepalive())]
+
+    def wake(self, event_id: int) -> None:
+        """The feed heard the doorbell: event `event_id` was committed."""
+        self.rung = max(self.rung or 0, event_id)
+        self.bell.set()
+
+    async def follow(self) -> None:
+        # With a channel layer the doorbell wakes us; without one (embedded) we poll.
+        timeout = None if self.channel_layer is not None else POLL_SECONDS
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.bell.wait(), timeout)
+            self.bell.clear()
+            rung, self.rung = self.rung, None
+            await self.flush(doorbell=rung)
+
+    async def greet(self) -> None:
+        await self.send_json(await self.snapshot())
 
     def after(self) -> int:
         query = parse_qs(self.scope.get("query_string", b"").decode())
@@ -77,39 +93,27 @@ class ClusterEventsConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         for task in self.tasks:
             task.cancel()
-        if self.channel_layer is not None and hasattr(self, "cluster"):
-            await self.channel_layer.group_discard(group_name(self.cluster.uuid), self.channel_name)
-
-    async def event_ready(self, message: dict[str, Any]) -> None:
-        """The doorbell: something was committed; read what is new."""
-        await self.flush()
-
-    async def poll(self) -> None:
-        while True:
-            await asyncio.sleep(POLL_SECONDS)
-            await self.flush()
+        if hasattr(self, "feed"):
+            feed.leave(self.feed, self.wake)
 
     async def keepalive(self) -> None:
         while True:
             await asyncio.sleep(KEEPALIVE_SECONDS)
             await self.send_json({"type": "keepalive"})
 
-    async def flush(self) -> None:
-        async with self.lock:  # doorbells and polls may overlap: one reader at a time
-            while True:
-                batch = await self.read_after(self.last_id)
-                for payload in batch:
-                    await self.send_json(payload)
-                    self.last_id = payload["id"]
-                if len(batch) < BATCH:
-                    return
+    async def new_events(self, doorbell: int | None) -> list[dict[str, Any]]:
+        # Without a doorbell (polling) the shared feed reads at most every half interval.
+        return await self.feed.after(self.last_id, doorbell=doorbell, max_age=POLL_SECONDS / 2)
 
-    @database_sync_to_async
-    def read_after(self, last_id: int) -> list[dict[str, Any]]:
-        from provisioning.serializers import EventOutput
-
-        events = Event.objects.filter(cluster=self.cluster, id__gt=last_id).order_by("id")[:BATCH]
-        return list(EventOutput(events, many=True).data)
+    async def flush(self, doorbell: int | None = None) -> None:
+        # Called by connect() and then only by follow(): one sender at a time.
+        while True:
+            batch = await self.new_events(doorbell)
+            for payload in batch:
+                await self.send_json(payload)
+                self.last_id = payload["id"]
+            if len(batch) < feed.BATCH:
+                return
 
     @database_sync_to_async
     def snapshot(self) -> dict[str, Any]:
@@ -126,26 +130,16 @@ class ClusterEventsConsumer(AsyncJsonWebsocketConsumer):
 class ClusterLiveConsumer(ClusterEventsConsumer):
     """The browser's cluster page: the same stream, sent as htmx out-of-band fragments."""
 
-    async def opening(self) -> None:
-        await self.flush(always=True)
+    async def greet(self) -> None:
+        # The fragments show everything so far; only later events need a new render.
+        self.last_id = await database_sync_to_async(feed.newest_id)(self.cluster.pk)
+        await self.send(text_data=await self.fragments())
 
-    async def flush(self, always: bool = False) -> None:
-        async with self.lock:
-            newest = await self.newest_id()
-            if newest <= self.last_id and not always:
-                return
-            self.last_id = newest
+    async def flush(self, doorbell: int | None = None) -> None:
+        batch = await self.new_events(doorbell)
+        if batch:
+            self.last_id = batch[-1]["id"]
             await self.send(text_data=await self.fragments())
-
-    @database_sync_to_async
-    def newest_id(self) -> int:
-        return (
-            Event.objects.filter(cluster=self.cluster)
-            .order_by("-id")
-            .values_list("id", flat=True)
-            .first()
-            or 0
-        )
 
     @database_sync_to_async
     def fragments(self) -> str:

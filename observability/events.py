@@ -31,16 +31,20 @@ def record(
     progress: int | None = None,
 ) -> Event:
     """Append an event; `progress` None keeps the cluster's last progress figure."""
-    if progress is None:
-        last = Event.objects.filter(cluster=cluster).order_by("-id").first()
-        progress = last.progress if last else 0
-    event = Event.objects.create(
-        cluster=cluster,
-        message=message[:500],
-        state=state,
-        node=node,
-        step=step,
-        progress=max(0, min(100, progress)),
-    )
+    with transaction.atomic():
+        # One writer per cluster at a time, until commit: a cluster's events then become
+        # visible in id order, so a reader that has seen id N never misses a smaller one.
+        Cluster.objects.select_for_update(no_key=True).filter(pk=cluster.pk).values_list("pk").get()
+        if progress is None:
+            last = Event.objects.filter(cluster=cluster).order_by("-id").first()
+            progress = last.progress if last else 0
+        event = Event.objects.create(
+            cluster=cluster,
+            message=message[:500],
+            state=state,
+            node=node,
+            step=step,
+            progress=max(0, min(100, progress)),
+        )
     transaction.on_commit(lambda: _ring(cluster.uuid, event.id), robust=True)
     return event
