@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from networking import hosts, ipam
@@ -19,7 +19,7 @@ from provisioning import faults, guest, placement
 from provisioning.drivers import get_driver
 from provisioning.drivers.base import DomainSpec, HypervisorDriver, VolumeSpec
 from provisioning.models import BaseImage, Cluster, Node, NodeStep
-from provisioning.states import STEPS, ClusterStatus, NodeStatus, Step, transition
+from provisioning.states import ClusterStatus, NodeStatus, Step, transition
 
 C, N = ClusterStatus, NodeStatus
 _ACTIVE_NODE = [N.PENDING, N.PROVISIONING, N.RUNNING]
@@ -27,12 +27,13 @@ _ACTIVE_NODE = [N.PENDING, N.PROVISIONING, N.RUNNING]
 
 def progress(cluster: Cluster) -> int:
     """Share of the five steps done over the cluster's active nodes, 0-100."""
-    active = Node.objects.filter(cluster=cluster, status__in=_ACTIVE_NODE)
-    total = active.count() * len(STEPS)
-    if not total:
+    steps = NodeStep.objects.filter(node__cluster=cluster, node__status__in=_ACTIVE_NODE)
+    counts = steps.aggregate(
+        total=Count("id"), done=Count("id", filter=Q(finished_at__isnull=False))
+    )
+    if not counts["total"]:
         return 100 if cluster.status in (C.RUNNING, C.DELETED) else 0
-    done = NodeStep.objects.filter(node__in=active, finished_at__isnull=False).count()
-    return round(100 * done / total)
+    return round(100 * counts["done"] / counts["total"])
 
 
 def driver_for(node: Node) -> HypervisorDriver:
