@@ -22,7 +22,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from _django import ROOT
+
+from portal.management.commands.serve import web_command, worker_command
+
 PYTHON = sys.executable
 MODES = ("embedded", "services")
 POSTGRES = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
@@ -129,21 +132,14 @@ def start(name: str, *command: str) -> subprocess.Popen[bytes]:
     )
 
 
-def web(port: int, *wrapper: str) -> subprocess.Popen[bytes]:
+def web(port: int, *wrapper: str, workers: int = 1) -> subprocess.Popen[bytes]:
     """The ASGI server as `manage.py serve` starts it (under `wrapper`, e.g. a profiler)."""
-    return start(
-        "web", *wrapper, PYTHON, "-m", "uvicorn", "cloud.asgi:application",
-        "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--lifespan", "off",
-    )  # fmt: skip
+    return start("web", *wrapper, *web_command("127.0.0.1", port, workers))
 
 
 def worker(concurrency: int, *wrapper: str) -> subprocess.Popen[bytes]:
     """A Celery worker with beat, threads pool, as `manage.py serve` starts it."""
-    return start(
-        "worker", *wrapper, PYTHON, "-m", "celery", "-A", "cloud", "worker", "--beat",
-        "--pool", "threads", "--concurrency", str(concurrency),
-        "--loglevel", "INFO", "--without-mingle", "--without-gossip",
-    )  # fmt: skip
+    return start("worker", *wrapper, *worker_command(concurrency))
 
 
 def stop(*children: subprocess.Popen[bytes]) -> None:

@@ -156,6 +156,7 @@ def main() -> None:
     parser.add_argument("--clusters", type=int, default=10)
     parser.add_argument("--nodes", type=int, default=3, help="nodes per cluster")
     parser.add_argument("--concurrency", type=int, default=8, help="worker threads")
+    parser.add_argument("--web-workers", type=int, default=1, help="uvicorn processes")
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--profile", type=Path, help="directory for py-spy samples")
     args = parser.parse_args()
@@ -173,7 +174,7 @@ def main() -> None:
             args.profile.mkdir(parents=True, exist_ok=True)
         spy = {n: sampler(args.profile / f"{n}.txt") if args.profile else [] for n in NAMES}
         children = {
-            "web": portal.web(port, *spy["web"]),
+            "web": portal.web(port, *spy["web"], workers=args.web_workers),
             "worker": portal.worker(args.concurrency, *spy["worker"]),
         }
         pids = {name: portal.python_pid(c, wrapped) for name, c in children.items()}

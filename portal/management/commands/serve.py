@@ -14,6 +14,26 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 
+def web_command(host: str, port: int, workers: int = 1) -> list[str]:
+    """The ASGI server. Django runs sync views on one thread per process, so more web
+    processes (`--web-workers`, WEB_WORKERS) are how the web tier uses more cores."""
+    return [
+        sys.executable, "-m", "uvicorn", "cloud.asgi:application",
+        "--host", host, "--port", str(port), "--workers", str(workers),
+        "--no-access-log", "--lifespan", "off",
+    ]  # fmt: skip
+
+
+def worker_command(concurrency: int) -> list[str]:
+    """One Celery worker process with threads, and beat: the libvirt test driver keeps its
+    state in the process holding the connection, and threads suit I/O-bound libvirt calls."""
+    return [
+        sys.executable, "-m", "celery", "-A", "cloud", "worker", "--beat",
+        "--pool", "threads", "--concurrency", str(concurrency),
+        "--loglevel", "INFO", "--without-mingle", "--without-gossip",
+    ]  # fmt: skip
+
+
 class Command(BaseCommand):
     help = "Start the ASGI web server and a Celery worker with beat, stop them together."
 
@@ -21,21 +41,13 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=settings.PORT)
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--concurrency", type=int, default=8, help="worker threads")
+        parser.add_argument(
+            "--web-workers", type=int, default=int(os.environ.get("WEB_WORKERS", "1"))
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        python = sys.executable
-        web = [
-            python, "-m", "uvicorn", "cloud.asgi:application",
-            "--host", options["host"], "--port", str(options["port"]),
-            "--no-access-log", "--lifespan", "off",
-        ]  # fmt: skip
-        # One worker process with threads: the libvirt test driver keeps its state in the
-        # process holding the connection, and threads suit I/O-bound libvirt calls.
-        worker = [
-            python, "-m", "celery", "-A", "cloud", "worker", "--beat",
-            "--pool", "threads", "--concurrency", str(options["concurrency"]),
-            "--loglevel", "INFO", "--without-mingle", "--without-gossip",
-        ]  # fmt: skip
+        web = web_command(options["host"], options["port"], options["web_workers"])
+        worker = worker_command(options["concurrency"])
         children = [subprocess.Popen(cmd) for cmd in (web, worker)]
         parent = os.getppid()
         stopping = False
