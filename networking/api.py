@@ -1,6 +1,5 @@
 """Network and firewall API: thin views that scope (portal.access), call services, answer."""
 
-from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 from rest_framework import status
@@ -18,7 +17,7 @@ from networking.serializers import (
     NetworkOutput,
 )
 from portal import access
-from portal.models import Organisation, Role
+from portal.models import Role
 
 
 def networks_for(request: Request) -> QuerySet[Network]:
@@ -38,15 +37,6 @@ def firewalls_for(request: Request) -> QuerySet[Firewall]:
     )
 
 
-def acting_organisation(request: Request) -> Organisation:
-    """The organisation a create acts in, for a member or above (else 403)."""
-    organisation = access.current_organisation(request)
-    if organisation is None:
-        raise PermissionDenied("You belong to no organisation.")
-    access.require_role(request.user, organisation, Role.MEMBER)
-    return organisation
-
-
 def in_use(error: services.InUse) -> Response:
     return Response(
         {"detail": error.message, "clusters": error.clusters}, status=status.HTTP_409_CONFLICT
@@ -58,7 +48,7 @@ class NetworkListView(APIView):
         return Response(NetworkOutput(networks_for(request), many=True).data)
 
     def post(self, request: Request) -> Response:
-        organisation = acting_organisation(request)
+        organisation = access.acting_organisation(request)
         payload = NetworkInput(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
@@ -92,7 +82,7 @@ class FirewallListView(APIView):
         return Response(FirewallOutput(firewalls_for(request), many=True).data)
 
     def post(self, request: Request) -> Response:
-        organisation = acting_organisation(request)
+        organisation = access.acting_organisation(request)
         payload = FirewallInput(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data

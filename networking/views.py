@@ -4,7 +4,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Prefetch, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -17,13 +17,6 @@ from provisioning.models import Cluster
 from provisioning.states import ClusterStatus
 
 RULE_FIELDS = ("direction", "protocol", "ports", "cidr", "label")
-
-
-def _current(request: HttpRequest) -> Organisation:
-    organisation = access.current_organisation(request)
-    if organisation is None:
-        raise Http404("You do not belong to an organisation.")
-    return organisation
 
 
 def _can_change(request: HttpRequest, organisation: Organisation) -> bool:
@@ -46,7 +39,7 @@ def _form_errors(form: NetworkForm | FirewallForm, error: ValidationError) -> No
 
 @login_required
 def network_list(request: HttpRequest) -> HttpResponse:
-    organisation = _current(request)
+    organisation = access.organisation_or_404(request)
     form = NetworkForm(request.POST or None)
     if request.method == "POST":
         access.require_role(request.user, organisation, Role.MEMBER)
@@ -101,7 +94,7 @@ def network_delete(request: HttpRequest, pk: str) -> HttpResponse:
 
 @login_required
 def firewall_list(request: HttpRequest) -> HttpResponse:
-    organisation = _current(request)
+    organisation = access.organisation_or_404(request)
     networks = _networks(request, organisation)
     form = FirewallForm(request.POST or None, networks=networks)
     if request.method == "POST":

@@ -10,7 +10,7 @@ from typing import TypeVar
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 
 from portal.models import ApiToken, Membership, Organisation, Role
 
@@ -69,6 +69,23 @@ def current_organisation(request: HttpRequest) -> Organisation | None:
         mine.order_by("created_at").first()
     )
     return membership.organisation if membership else None
+
+
+def organisation_or_404(request: HttpRequest) -> Organisation:
+    """The current organisation of a page's user; a user in none gets 404."""
+    organisation = current_organisation(request)
+    if organisation is None:
+        raise Http404("You do not belong to an organisation.")
+    return organisation
+
+
+def acting_organisation(request: HttpRequest, minimum: Role = Role.MEMBER) -> Organisation:
+    """The organisation an API change acts in, for `minimum` or above (else 403)."""
+    organisation = current_organisation(request)
+    if organisation is None:
+        raise PermissionDenied("You belong to no organisation.")
+    require_role(request.user, organisation, minimum)
+    return organisation
 
 
 def role_in(user: User | AnonymousUser, organisation: Organisation) -> Role | None:

@@ -51,16 +51,9 @@ def switch_organisation(request: HttpRequest) -> HttpResponse:
     return redirect("portal:home")
 
 
-def _current(request: HttpRequest) -> Organisation:
-    organisation = access.current_organisation(request)
-    if organisation is None:
-        raise Http404("You do not belong to an organisation.")
-    return organisation
-
-
 @login_required
 def token_list(request: HttpRequest) -> HttpResponse:
-    organisation = _current(request)
+    organisation = access.organisation_or_404(request)
     form = TokenForm(request.POST or None)
     raw = None
     if request.method == "POST" and form.is_valid():
@@ -93,7 +86,7 @@ def token_revoke(request: HttpRequest, token_uuid: str) -> HttpResponse:
 
 @login_required
 def member_list(request: HttpRequest) -> HttpResponse:
-    organisation = _current(request)
+    organisation = access.organisation_or_404(request)
     role = access.role_in(request.user, organisation)
     form = InvitationForm(request.POST or None)
     if request.method == "POST":

@@ -54,10 +54,7 @@ class ClusterListView(APIView):
         return Response(ClusterOutput(clusters, many=True).data)
 
     def post(self, request: Request) -> Response:
-        organisation = access.current_organisation(request)
-        if organisation is None:
-            return Response({"detail": "You belong to no organisation."}, status=403)
-        access.require_role(request.user, organisation, Role.MEMBER)
+        organisation = access.acting_organisation(request)
         payload = ClusterInput(data=request.data)
         payload.is_valid(raise_exception=True)
         cluster = services.create_cluster(organisation, payload.to_request(), request)

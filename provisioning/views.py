@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from django_htmx.middleware import HtmxDetails
@@ -24,16 +24,9 @@ class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
 
 
-def _organisation(request: HttpRequest) -> Organisation:
-    organisation = access.current_organisation(request)
-    if organisation is None:
-        raise Http404("You do not belong to an organisation.")
-    return organisation
-
-
 def _clusters(request: HttpRequest) -> Any:
     return access.for_user(Cluster.objects.all(), request.user).filter(
-        organisation=_organisation(request)
+        organisation=access.organisation_or_404(request)
     )
 
 
@@ -111,7 +104,7 @@ def _flatten(errors: Any) -> dict[str, str]:
 
 @login_required
 def cluster_create(request: HttpRequest) -> HttpResponse:
-    organisation = _organisation(request)
+    organisation = access.organisation_or_404(request)
     errors: dict[str, str] = {}
     data: dict[str, Any] = {"pools": [{"name": "workers", "size": "small", "count": 3}]}
     if request.method == "POST":
@@ -150,7 +143,7 @@ def pool_row(request: HttpRequest) -> HttpResponse:
 @require_POST
 def cluster_preflight(request: HttpRequest) -> HttpResponse:
     """As the user types: quota use after this cluster, whether placement fits, the price."""
-    organisation = _organisation(request)
+    organisation = access.organisation_or_404(request)
     payload = ClusterInput(data=_form_data(request))
     context: dict[str, Any] = {"valid": payload.is_valid()}
     if context["valid"]:
