@@ -1,17 +1,20 @@
 """The one place that decides what a user may see and change.
 
-Every view, API viewset and consumer starts from `for_user()` (or `for_request()`), so
+Every view, API viewset and consumer starts from `for_user()` (or `get_or_404()`), so
 another organisation's object is simply not found (404), never a 403 that confirms it
-exists. A member without the role for a change gets 403 from `require_role()`.
+exists; `action` says what the caller is about to do, and a member whose role does not
+allow it gets 403. Requests become an `Actor` here, once, for the services.
 """
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest
+from django.shortcuts import get_object_or_404
+from rest_framework.request import Request
 
+from portal.actor import Action, Actor, Via, roles_for
 from portal.models import ApiToken, Membership, Organisation, Role
 
 M = TypeVar("M", bound=Model)
@@ -26,20 +29,31 @@ def organisation_path(model: type[Model]) -> str:
     return getattr(model, "organisation_path", "organisation")
 
 
+def organisation_of(obj: Model) -> Organisation:
+    """The organisation an object belongs to, following its model's `organisation_path`."""
+    target: Any = obj
+    for name in filter(None, organisation_path(type(obj)).split("__")):
+        target = getattr(target, name)
+    assert isinstance(target, Organisation)
+    return target
+
+
 def for_user(
     queryset: QuerySet[M],
     user: User | AnonymousUser,
+    action: Action | str = Action.VIEW,
     organisation: Organisation | None = None,
 ) -> QuerySet[M]:
-    """Rows of organisations the user belongs to (only `organisation`, when given)."""
+    """Rows of organisations where the user's role allows `action` (only `organisation`,
+    when given)."""
     if not user.is_authenticated:
         return queryset.none()
     path = organisation_path(queryset.model)
     prefix = f"{path}__" if path else ""
-    queryset = queryset.filter(**{f"{prefix}memberships__user": user})
+    allowed = Membership.objects.filter(user=user, role__in=roles_for(Action(action)))
     if organisation is not None:
-        queryset = queryset.filter(**{f"{prefix}pk" if prefix else "pk": organisation.pk})
-    return queryset
+        allowed = allowed.filter(organisation=organisation)
+    return queryset.filter(**{f"{prefix}pk__in": allowed.values("organisation_id")})
 
 
 def token_organisation(request: HttpRequest) -> Organisation | None:
@@ -48,8 +62,20 @@ def token_organisation(request: HttpRequest) -> Organisation | None:
     return auth.organisation if isinstance(auth, ApiToken) else None
 
 
-def for_request(queryset: QuerySet[M], request: HttpRequest) -> QuerySet[M]:
-    return for_user(queryset, request.user, token_organisation(request))
+def for_request(
+    queryset: QuerySet[M], request: HttpRequest, action: Action | str = Action.VIEW
+) -> QuerySet[M]:
+    return for_user(queryset, request.user, action, token_organisation(request))
+
+
+def get_or_404(
+    queryset: QuerySet[M], request: HttpRequest, action: Action | str = Action.VIEW, **lookup: Any
+) -> M:
+    """The object, 404 when the caller cannot see it, 403 when they may see but not `action`."""
+    obj = get_object_or_404(for_request(queryset, request), **lookup)
+    if Action(action) != Action.VIEW:
+        actor(request).require(Action(action), organisation_of(obj))
+    return obj
 
 
 def memberships(user: User | AnonymousUser) -> QuerySet[Membership]:
@@ -79,34 +105,37 @@ def organisation_or_404(request: HttpRequest) -> Organisation:
     return organisation
 
 
-def acting_organisation(request: HttpRequest, minimum: Role = Role.MEMBER) -> Organisation:
-    """The organisation an API change acts in, for `minimum` or above (else 403)."""
-    organisation = current_organisation(request)
-    if organisation is None:
-        raise PermissionDenied("You belong to no organisation.")
-    require_role(request.user, organisation, minimum)
-    return organisation
-
-
 def role_in(user: User | AnonymousUser, organisation: Organisation) -> Role | None:
     membership = memberships(user).filter(organisation=organisation).first()
     return Role(membership.role) if membership else None
+
+
+def can(request: HttpRequest, action: Action | str, organisation: Organisation) -> bool:
+    """For templates: whether to offer a change at all (services check again)."""
+    return actor(request).can(Action(action), organisation)
+
+
+def actor(request: HttpRequest) -> Actor:
+    """The request's actor, built once per request (API requests say so by their `auth`)."""
+    cached = getattr(request, "_portal_actor", None)
+    if cached is not None:
+        return cached
+    user = request.user if isinstance(request.user, User) else None
+    bound = token_organisation(request)
+    made = Actor(
+        user=user,
+        organisation=bound or (current_organisation(request) if user else None),
+        address=request.META.get("REMOTE_ADDR") or None,
+        via=Via.API if isinstance(request, Request) else Via.WEB,
+        bound=bound is not None,
+    )
+    request._portal_actor = made  # type: ignore[attr-defined]
+    return made
 
 
 def signed_in(request: HttpRequest) -> User:
     """The user of a view behind login_required (narrows the type for the checker)."""
     user = request.user
     if not isinstance(user, User):
-        raise PermissionDenied("Sign in first.")
+        raise Http404("Sign in first.")
     return user
-
-
-def require_role(user: User | AnonymousUser, organisation: Organisation, minimum: Role) -> Role:
-    """The user's role, or PermissionDenied when it is below `minimum`.
-
-    Callers reach this only with objects `for_user()` found, so the user is a member.
-    """
-    role = role_in(user, organisation)
-    if role is None or role.rank < minimum.rank:
-        raise PermissionDenied(f"This needs the {minimum.label.lower()} role or higher.")
-    return role

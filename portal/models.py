@@ -143,6 +143,7 @@ class AuditEntry(models.Model):
     target_id = models.CharField(max_length=64, blank=True)
     target_repr = models.CharField(max_length=200, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
+    via = models.CharField(max_length=16, blank=True, help_text="web, api, command or task")
     details = models.JSONField(default=dict, blank=True)
 
     class Meta:
