@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404
 from rest_framework.request import Request
 
 from portal.actor import Action, Actor, Via, roles_for
-from portal.models import ApiToken, Membership, Organisation, Role
+from portal.models import ApiToken, Membership, Organisation
 
 M = TypeVar("M", bound=Model)
 
@@ -103,11 +103,6 @@ def organisation_or_404(request: HttpRequest) -> Organisation:
     if organisation is None:
         raise Http404("You do not belong to an organisation.")
     return organisation
-
-
-def role_in(user: User | AnonymousUser, organisation: Organisation) -> Role | None:
-    membership = memberships(user).filter(organisation=organisation).first()
-    return Role(membership.role) if membership else None
 
 
 def can(request: HttpRequest, action: Action | str, organisation: Organisation) -> bool:

@@ -1,18 +1,18 @@
 """Business rules for organisations, memberships and invitations."""
 
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.contrib.auth.models import User
-from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
-from django.http import HttpRequest
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
-from portal import access, audit
+from portal import audit
+from portal.actor import Action, Actor
+from portal.errors import Forbidden, Invalid
 from portal.models import Invitation, Membership, Organisation, Quota, Role
 from portal.tokens import digest
 
@@ -33,7 +33,7 @@ def create_organisation(owner: User, name: str, slug: str | None = None) -> Orga
     organisation = Organisation.objects.create(name=name, slug=slug or unique_slug(name))
     Quota.objects.create(organisation=organisation)
     Membership.objects.create(user=owner, organisation=organisation, role=Role.OWNER)
-    audit.record("organisation.create", organisation, actor=owner, organisation=organisation)
+    audit.record("organisation.create", organisation, Actor(user=owner), organisation=organisation)
     return organisation
 
 
@@ -42,57 +42,64 @@ def _owners(organisation: Organisation) -> int:
 
 
 @transaction.atomic
-def change_role(membership: Membership, role: Role, request: HttpRequest) -> None:
+def change_role(actor: Actor, membership: Membership, role: Role) -> None:
+    actor.require(Action.ADMIN, membership.organisation)
     locked = Membership.objects.select_for_update().get(pk=membership.pk)
     if locked.role == Role.OWNER and role != Role.OWNER and _owners(locked.organisation) == 1:
-        raise ValidationError("An organisation keeps at least one owner.")
+        raise Invalid({"role": "An organisation keeps at least one owner."})
     locked.role = role
     locked.save(update_fields=["role"])
     audit.record(
         "membership.role",
         locked,
-        request=request,
+        actor,
         organisation=locked.organisation,
         role=role.value,
     )
 
 
 @transaction.atomic
-def remove_member(membership: Membership, request: HttpRequest) -> None:
+def remove_member(actor: Actor, membership: Membership) -> None:
+    actor.require(Action.ADMIN, membership.organisation)
     locked = Membership.objects.select_for_update().get(pk=membership.pk)
     if locked.role == Role.OWNER and _owners(locked.organisation) == 1:
-        raise ValidationError("An organisation keeps at least one owner.")
-    audit.record("membership.remove", locked, request=request, organisation=locked.organisation)
+        raise Invalid("An organisation keeps at least one owner.")
+    audit.record("membership.remove", locked, actor, organisation=locked.organisation)
     locked.delete()
 
 
-def invite(organisation: Organisation, email: str, role: Role, request: HttpRequest) -> str:
-    """Create an invitation, mail its link, and return the link."""
+def invite(
+    actor: Actor, organisation: Organisation, email: str, role: Role, link: Callable[[str], str]
+) -> str:
+    """Create an invitation, mail its link (`link(raw token)`), and return the link."""
+    actor.require(Action.ADMIN, organisation)
+    if actor.user is None:
+        raise Forbidden("Invitations come from a user.")
     raw = secrets.token_urlsafe(32)
     invitation = Invitation.objects.create(
         organisation=organisation,
         email=email,
         role=role,
         digest=digest(raw),
-        invited_by=access.signed_in(request),
+        invited_by=actor.user,
         expires_at=timezone.now() + INVITATION_LIFETIME,
     )
-    link = request.build_absolute_uri(reverse("portal:accept_invitation", args=[raw]))
+    url = link(raw)
     send_mail(
         f"Join {organisation.name} on the K3s portal",
-        f"You are invited to join {organisation.name} as {role.label.lower()}.\n\n{link}\n",
+        f"You are invited to join {organisation.name} as {role.label.lower()}.\n\n{url}\n",
         None,
         [email],
     )
     audit.record(
         "invitation.create",
         invitation,
-        request=request,
+        actor,
         organisation=organisation,
         email=email,
         role=role.value,
     )
-    return link
+    return url
 
 
 def pending_invitation(raw: str) -> Invitation | None:
@@ -104,18 +111,18 @@ def pending_invitation(raw: str) -> Invitation | None:
 
 
 @transaction.atomic
-def accept(invitation: Invitation, request: HttpRequest) -> Membership:
+def accept(actor: Actor, invitation: Invitation) -> Membership:
+    if actor.user is None:
+        raise Forbidden("Sign in to accept an invitation.")
     claimed = Invitation.objects.filter(pk=invitation.pk, accepted_at__isnull=True).update(
         accepted_at=timezone.now()
     )
     if not claimed:
-        raise ValidationError("This invitation was already used.")
+        raise Invalid("This invitation was already used.")
     membership, _ = Membership.objects.get_or_create(
-        user=access.signed_in(request),
+        user=actor.user,
         organisation=invitation.organisation,
         defaults={"role": invitation.role},
     )
-    audit.record(
-        "invitation.accept", invitation, request=request, organisation=invitation.organisation
-    )
+    audit.record("invitation.accept", invitation, actor, organisation=invitation.organisation)
     return membership

@@ -5,13 +5,15 @@ from datetime import timedelta
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from portal import access, audit, organisations, tokens
+from portal.actor import Action
+from portal.errors import Invalid
 from portal.forms import InvitationForm, RoleForm, SignupForm, TokenForm
 from portal.models import ApiToken, Membership, Organisation, Role
 
@@ -64,7 +66,7 @@ def token_list(request: HttpRequest) -> HttpResponse:
             form.cleaned_data["name"],
             timedelta(days=days) if days else None,
         )
-        audit.record("token.create", token, request=request, organisation=organisation)
+        audit.record("token.create", token, access.actor(request), organisation=organisation)
         form = TokenForm()
     mine = ApiToken.objects.filter(user=access.signed_in(request), organisation=organisation)
     return render(
@@ -79,7 +81,7 @@ def token_list(request: HttpRequest) -> HttpResponse:
 def token_revoke(request: HttpRequest, token_uuid: str) -> HttpResponse:
     token = get_object_or_404(ApiToken, uuid=token_uuid, user=request.user)
     if tokens.revoke(token):
-        audit.record("token.revoke", token, request=request, organisation=token.organisation)
+        audit.record("token.revoke", token, access.actor(request), organisation=token.organisation)
         messages.success(request, f"Token {token.name} revoked.")
     return redirect("portal:token_list")
 
@@ -87,16 +89,17 @@ def token_revoke(request: HttpRequest, token_uuid: str) -> HttpResponse:
 @login_required
 def member_list(request: HttpRequest) -> HttpResponse:
     organisation = access.organisation_or_404(request)
-    role = access.role_in(request.user, organisation)
     form = InvitationForm(request.POST or None)
-    if request.method == "POST":
-        access.require_role(request.user, organisation, Role.OWNER)
-        if form.is_valid():
-            organisations.invite(
-                organisation, form.cleaned_data["email"], Role(form.cleaned_data["role"]), request
-            )
-            messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
-            return redirect("portal:member_list")
+    if request.method == "POST" and form.is_valid():
+        organisations.invite(
+            access.actor(request),
+            organisation,
+            form.cleaned_data["email"],
+            Role(form.cleaned_data["role"]),
+            lambda raw: request.build_absolute_uri(reverse("portal:accept_invitation", args=[raw])),
+        )
+        messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
+        return redirect("portal:member_list")
     return render(
         request,
         "portal/member_list.html",
@@ -105,19 +108,19 @@ def member_list(request: HttpRequest) -> HttpResponse:
             "members": organisation.memberships.select_related("user"),
             "invitations": organisation.invitations.filter(accepted_at__isnull=True),
             "form": form,
-            "is_owner": role == Role.OWNER,
+            "is_owner": access.can(request, Action.ADMIN, organisation),
             "roles": Role.choices,
         },
     )
 
 
 def _membership_for_owner(request: HttpRequest, membership_uuid: str) -> Membership:
-    membership = get_object_or_404(
-        access.for_user(Membership.objects.select_related("organisation"), request.user),
+    return access.get_or_404(
+        Membership.objects.select_related("organisation"),
+        request,
+        Action.ADMIN,
         uuid=membership_uuid,
     )
-    access.require_role(request.user, membership.organisation, Role.OWNER)
-    return membership
 
 
 @login_required
@@ -127,9 +130,11 @@ def member_role(request: HttpRequest, membership_uuid: str) -> HttpResponse:
     form = RoleForm(request.POST)
     if form.is_valid():
         try:
-            organisations.change_role(membership, Role(form.cleaned_data["role"]), request)
+            organisations.change_role(
+                access.actor(request), membership, Role(form.cleaned_data["role"])
+            )
             messages.success(request, f"{membership.user} is now {form.cleaned_data['role']}.")
-        except ValidationError as error:
+        except Invalid as error:
             messages.error(request, " ".join(error.messages))
     return redirect("portal:member_list")
 
@@ -139,9 +144,9 @@ def member_role(request: HttpRequest, membership_uuid: str) -> HttpResponse:
 def member_remove(request: HttpRequest, membership_uuid: str) -> HttpResponse:
     membership = _membership_for_owner(request, membership_uuid)
     try:
-        organisations.remove_member(membership, request)
+        organisations.remove_member(access.actor(request), membership)
         messages.success(request, f"{membership.user} removed.")
-    except ValidationError as error:
+    except Invalid as error:
         messages.error(request, " ".join(error.messages))
     return redirect("portal:member_list")
 
@@ -153,8 +158,8 @@ def accept_invitation(request: HttpRequest, raw: str) -> HttpResponse:
         raise Http404("This invitation is unknown, used or expired.")
     if request.method == "POST":
         try:
-            membership = organisations.accept(invitation, request)
-        except ValidationError as error:
+            membership = organisations.accept(access.actor(request), invitation)
+        except Invalid as error:
             messages.error(request, " ".join(error.messages))
             return redirect("portal:home")
         request.session[access.SESSION_KEY] = str(membership.organisation.uuid)

@@ -16,10 +16,11 @@ import logging
 from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Least
-from django.http import HttpRequest
 from django.utils import timezone
 
 from portal import audit
+from portal.actor import Actor
+from portal.errors import Conflict
 from provisioning.drivers import get_driver
 from provisioning.drivers.base import DriverError
 from provisioning.models import DOMAIN_PREFIX, Hypervisor, HypervisorState
@@ -33,8 +34,10 @@ MAX_COUNTED_FAILURES = 1000
 _VERBS = {HypervisorState.CORDONED: "cordon", HypervisorState.ACTIVE: "uncordon"}
 
 
-class HypervisorStateConflict(Exception):
+class HypervisorStateConflict(Conflict):
     """The host is in a state the requested change cannot start from."""
+
+    code = "state_conflict"
 
 
 def sync_hypervisor(hypervisor_id: int) -> None:
@@ -76,27 +79,25 @@ def _record_failure(hypervisor_id: int, err: DriverError) -> None:
         logger.warning("hypervisor %s is offline: %s", hypervisor_id, err)
 
 
-def cordon(hypervisor: Hypervisor, request: HttpRequest) -> bool:
+def cordon(actor: Actor, hypervisor: Hypervisor) -> bool:
     """Stop placing new nodes on an active host. False when it was already cordoned."""
-    return _move(hypervisor, HypervisorState.ACTIVE, HypervisorState.CORDONED, request)
+    return _move(actor, hypervisor, HypervisorState.ACTIVE, HypervisorState.CORDONED)
 
 
-def uncordon(hypervisor: Hypervisor, request: HttpRequest) -> bool:
+def uncordon(actor: Actor, hypervisor: Hypervisor) -> bool:
     """Let a cordoned host take new nodes again. False when it was already active."""
-    return _move(hypervisor, HypervisorState.CORDONED, HypervisorState.ACTIVE, request)
+    return _move(actor, hypervisor, HypervisorState.CORDONED, HypervisorState.ACTIVE)
 
 
 def _move(
-    hypervisor: Hypervisor,
-    source: HypervisorState,
-    target: HypervisorState,
-    request: HttpRequest,
+    actor: Actor, hypervisor: Hypervisor, source: HypervisorState, target: HypervisorState
 ) -> bool:
+    actor.require_staff()
     hosts = Hypervisor.objects.filter(pk=hypervisor.pk)
     with transaction.atomic():
         if hosts.filter(state=source).update(state=target):
             hypervisor.state = target
-            audit.record(f"hypervisor.{_VERBS[target]}", hypervisor, request=request)
+            audit.record(f"hypervisor.{_VERBS[target]}", hypervisor, actor)
             return True
     current = hosts.values_list("state", flat=True).get()
     hypervisor.state = current

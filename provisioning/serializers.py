@@ -5,38 +5,27 @@ from typing import Any
 from rest_framework import serializers
 
 from observability.models import Event
+from provisioning.cluster_spec import ClusterRequest, PoolRequest
 from provisioning.models import Cluster, IssuedCredential, K3sVersion, Node, NodeSize, Region
-from provisioning.services import ClusterRequest, PoolRequest
 
-DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
-DNS_LABEL_HELP = "lowercase letters, digits and '-', starting with a letter"
+# Shapes only: the rules on names and counts are the services' (provisioning.cluster_spec).
 
 
 class PoolInput(serializers.Serializer):
-    name = serializers.RegexField(
-        DNS_LABEL, max_length=20, error_messages={"invalid": f"Use {DNS_LABEL_HELP}."}
-    )
+    name = serializers.CharField(allow_blank=True, max_length=200)
     size = serializers.SlugRelatedField(slug_field="slug", queryset=NodeSize.objects.all())
-    count = serializers.IntegerField(min_value=1, max_value=50)
+    count = serializers.IntegerField()
 
 
 class ClusterInput(serializers.Serializer):
-    name = serializers.RegexField(
-        DNS_LABEL, max_length=40, error_messages={"invalid": f"Use {DNS_LABEL_HELP}."}
-    )
+    name = serializers.CharField(allow_blank=True, max_length=200)
     region = serializers.SlugRelatedField(slug_field="slug", queryset=Region.objects.all())
     k3s_version = serializers.SlugRelatedField(
         slug_field="version", queryset=K3sVersion.objects.all(), required=False, allow_null=True
     )
-    pools = PoolInput(many=True, allow_empty=False)
+    pools = PoolInput(many=True)
     network = serializers.UUIDField(required=False, allow_null=True)
     firewall = serializers.UUIDField(required=False, allow_null=True)
-
-    def validate_pools(self, pools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        names = [pool["name"] for pool in pools]
-        if len(set(names)) != len(names):
-            raise serializers.ValidationError("Pool names must be unique.")
-        return pools
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs.get("k3s_version") is None:
@@ -139,7 +128,7 @@ class CredentialOutput(serializers.ModelSerializer):
 
 
 class ScaleInput(serializers.Serializer):
-    count = serializers.IntegerField(min_value=1, max_value=50)
+    count = serializers.IntegerField()
 
 
 class KubeconfigInput(serializers.Serializer):

@@ -6,58 +6,23 @@ event, audit, and enqueue the pipeline on commit. Nothing is half-created on fai
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import timedelta
 
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest
 from django.utils import timezone
 
 from networking import ipam
 from networking import services as networking
 from observability import events
 from portal import audit, secrets
-from portal.access import signed_in
+from portal.actor import Action, Actor
+from portal.errors import Invalid
 from portal.models import Organisation, Quota
-from provisioning import guest, pki, placement, quotas
-from provisioning.models import (
-    BaseImage,
-    Cluster,
-    IssuedCredential,
-    K3sVersion,
-    Node,
-    NodePool,
-    NodeSize,
-    NodeStep,
-    Region,
-)
+from provisioning import cluster_spec, guest, pki, placement, quotas
+from provisioning.cluster_spec import ClusterRequest
+from provisioning.models import BaseImage, Cluster, Node, NodePool, NodeStep
 from provisioning.states import LIVE_NODE, STEPS, ClusterStatus, NodeStatus, transition
 
 C, N = ClusterStatus, NodeStatus
-KUBECONFIG_DEFAULT_TTL = timedelta(hours=8)
-KUBECONFIG_MAX_TTL = timedelta(days=7)
-
-
-@dataclass(frozen=True)
-class PoolRequest:
-    name: str
-    size: NodeSize
-    count: int
-
-
-@dataclass(frozen=True)
-class ClusterRequest:
-    name: str
-    region: Region
-    k3s_version: K3sVersion
-    pools: tuple[PoolRequest, ...]
-    network: str | None = None
-    firewall: str | None = None
-
-    @property
-    def sizes(self) -> list[NodeSize]:
-        return [pool.size for pool in self.pools for _ in range(pool.count)]
 
 
 def _lock_quota(organisation: Organisation) -> None:
@@ -101,15 +66,15 @@ def _enqueue_launch(node_ids: list[int]) -> None:
         launch.import_image.delay(node_id)
 
 
-def preflight(organisation: Organisation, request: ClusterRequest) -> placement.Plan:
-    """What create_cluster would check, without creating anything (for the form)."""
-    quotas.check(organisation, quotas.of_nodes(request.sizes, clusters=1))
-    return placement.plan(request.region, request.sizes)
-
-
-def create_cluster(organisation: Organisation, spec: ClusterRequest, http: HttpRequest) -> Cluster:
+def create_cluster(actor: Actor, spec: ClusterRequest) -> Cluster:
+    """Launch a cluster in the actor's organisation."""
+    organisation = actor.organisation
+    if organisation is None:
+        raise Invalid("You belong to no organisation.")
+    actor.require(Action.CHANGE, organisation)
+    cluster_spec.validate(spec)
     if not BaseImage.objects.filter(version=spec.k3s_version, region=spec.region).exists():
-        raise ValidationError(
+        raise Invalid(
             {"k3s_version": f"{spec.k3s_version} has no base image in region {spec.region}."}
         )
     try:
@@ -120,15 +85,15 @@ def create_cluster(organisation: Organisation, spec: ClusterRequest, http: HttpR
                 name=spec.name,
                 status__in=[s for s in C if s != C.DELETED],
             ).exists():
-                raise ValidationError({"name": f"You already have a cluster named {spec.name}."})
+                raise Invalid({"name": f"You already have a cluster named {spec.name}."})
             network, firewall = networking.resolve_for_cluster(
-                organisation, spec.region, spec.network, spec.firewall
+                actor, organisation, spec.region, spec.network, spec.firewall
             )
             quotas.check(organisation, quotas.of_nodes(spec.sizes, clusters=1))
             try:
                 plan = placement.claim(spec.region, spec.sizes)
             except placement.PlacementError as error:
-                raise ValidationError({"pools": str(error)}) from error
+                raise Invalid({"pools": str(error)}) from error
             server_ca, client_ca = (
                 pki.make_ca(f"{spec.name}-server-ca"),
                 pki.make_ca(f"{spec.name}-client-ca"),
@@ -142,7 +107,7 @@ def create_cluster(organisation: Organisation, spec: ClusterRequest, http: HttpR
                 k3s_version=spec.k3s_version,
                 network=network,
                 firewall=firewall,
-                created_by=signed_in(http),
+                created_by=actor.user,
                 server_ca_cert=server_cert,
                 server_ca_key_encrypted=server_key,
                 client_ca_cert=client_cert,
@@ -160,13 +125,13 @@ def create_cluster(organisation: Organisation, spec: ClusterRequest, http: HttpR
             audit.record(
                 "cluster.create",
                 cluster,
-                request=http,
+                actor,
                 organisation=organisation,
                 placement=plan.summary,
             )
             transaction.on_commit(lambda: _launch(cluster.pk), robust=True)
     except IntegrityError as error:  # the unique live name, raced by a concurrent request
-        raise ValidationError({"name": f"You already have a cluster named {spec.name}."}) from error
+        raise Invalid({"name": f"You already have a cluster named {spec.name}."}) from error
     return cluster
 
 
@@ -176,7 +141,8 @@ def _launch(cluster_id: int) -> None:
     launch.launch_cluster.delay(cluster_id)
 
 
-def delete_cluster(cluster: Cluster, http: HttpRequest) -> None:
+def delete_cluster(actor: Actor, cluster: Cluster) -> None:
+    actor.require(Action.CHANGE, cluster.organisation)
     with transaction.atomic():
         live = [s for s in C if s not in (C.DELETING, C.DELETED)]
         if not transition(cluster, live, C.DELETING, status_reason="Deleting."):
@@ -185,7 +151,7 @@ def delete_cluster(cluster: Cluster, http: HttpRequest) -> None:
             Node.objects.filter(cluster=cluster).exclude(status__in=[N.DELETING, N.DELETED])
         )
         events.record(cluster, "Cluster deletion requested.")
-        audit.record("cluster.delete", cluster, request=http, organisation=cluster.organisation)
+        audit.record("cluster.delete", cluster, actor, organisation=cluster.organisation)
         if not node_ids:
             transaction.on_commit(lambda: _finish_empty_delete(cluster.pk), robust=True)
     transaction.on_commit(lambda: _enqueue_delete(node_ids), robust=True)
@@ -217,14 +183,14 @@ def _finish_empty_delete(cluster_id: int) -> None:
         events.record(cluster, "Cluster deleted.", progress=100)
 
 
-def scale_pool(pool: NodePool, count: int, http: HttpRequest) -> None:
+def scale_pool(actor: Actor, pool: NodePool, count: int) -> None:
     cluster = pool.cluster
-    if count < 1:
-        raise ValidationError({"count": "A pool has at least 1 node."})
+    actor.require(Action.CHANGE, cluster.organisation)
+    cluster_spec.check_pool_count(count)
     with transaction.atomic():
         _lock_quota(cluster.organisation)
         if cluster.status in (C.DELETING, C.DELETED):
-            raise ValidationError({"cluster": "The cluster is being deleted."})
+            raise Invalid({"cluster": "The cluster is being deleted."})
         live = list(
             pool.nodes.filter(status__in=LIVE_NODE).exclude(status=N.DELETING).order_by("id")
         )
@@ -232,7 +198,7 @@ def scale_pool(pool: NodePool, count: int, http: HttpRequest) -> None:
         audit.record(
             "pool.scale",
             pool,
-            request=http,
+            actor,
             organisation=cluster.organisation,
             before=len(live),
             after=count,
@@ -249,7 +215,7 @@ def scale_pool(pool: NodePool, count: int, http: HttpRequest) -> None:
             try:
                 plan = placement.claim(cluster.region, sizes, existing)
             except placement.PlacementError as error:
-                raise ValidationError({"count": str(error)}) from error
+                raise Invalid({"count": str(error)}) from error
             nodes = _add_nodes(cluster, pool, added, plan, 0)
             transition(cluster, [C.RUNNING, C.DEGRADED, C.FAILED], C.PROVISIONING)
             events.record(cluster, f"Scaling {pool.name} up to {count}: {plan.summary}.")
@@ -258,7 +224,7 @@ def scale_pool(pool: NodePool, count: int, http: HttpRequest) -> None:
         elif count < len(live):
             newest = [n for n in reversed(live) if not n.is_server][: len(live) - count]
             if len(newest) < len(live) - count:
-                raise ValidationError({"count": "The server node cannot be removed."})
+                raise Invalid({"count": "The server node cannot be removed."})
             events.record(
                 cluster,
                 f"Scaling {pool.name} down to {count}: draining "
@@ -269,13 +235,14 @@ def scale_pool(pool: NodePool, count: int, http: HttpRequest) -> None:
             transaction.on_commit(lambda: _enqueue_delete(ids), robust=True)
 
 
-def retry_failed(cluster: Cluster, http: HttpRequest) -> list[str]:
+def retry_failed(actor: Actor, cluster: Cluster) -> list[str]:
     """Re-run failed nodes on fresh placements; returns their names."""
+    actor.require(Action.CHANGE, cluster.organisation)
     with transaction.atomic():
         _lock_quota(cluster.organisation)
         failed = list(cluster.nodes.filter(status=N.FAILED).select_related("pool__size"))
         if not failed:
-            raise ValidationError({"cluster": "No failed nodes to retry."})
+            raise Invalid({"cluster": "No failed nodes to retry."})
         existing = Counter(
             Node.objects.filter(
                 cluster=cluster, status__in=[N.PENDING, N.PROVISIONING, N.RUNNING]
@@ -284,7 +251,7 @@ def retry_failed(cluster: Cluster, http: HttpRequest) -> list[str]:
         try:
             plan = placement.claim(cluster.region, [n.pool.size for n in failed], existing)
         except placement.PlacementError as error:
-            raise ValidationError({"cluster": str(error)}) from error
+            raise Invalid({"cluster": str(error)}) from error
         for node, host_id in zip(failed, plan.hosts, strict=True):
             # The failed node's resources were released; it starts over on its new host.
             transition(
@@ -306,43 +273,7 @@ def retry_failed(cluster: Cluster, http: HttpRequest) -> list[str]:
         transition(cluster, [C.FAILED, C.DEGRADED, C.RUNNING], C.PROVISIONING)
         names = [n.name for n in failed]
         events.record(cluster, f"Retrying {', '.join(names)}: {plan.summary}.")
-        audit.record("cluster.retry", cluster, request=http, organisation=cluster.organisation)
+        audit.record("cluster.retry", cluster, actor, organisation=cluster.organisation)
         ids = [n.pk for n in failed]
         transaction.on_commit(lambda: _enqueue_launch(ids), robust=True)
     return names
-
-
-def issue_kubeconfig(cluster: Cluster, role: str, ttl: timedelta, http: HttpRequest) -> str:
-    if ttl > KUBECONFIG_MAX_TTL or ttl <= timedelta(0):
-        raise ValidationError({"ttl": "Lifetime must be between 1 second and 7 days."})
-    server = cluster.nodes.filter(is_server=True).first()
-    address = ipam.address_of(server) if server else None
-    if address is None:
-        raise ValidationError({"cluster": "The cluster has no server address yet."})
-    user = signed_in(http)
-    ca = pki.unsealed(cluster.client_ca_cert, cluster.client_ca_key_encrypted)
-    credential = pki.issue_client(ca, user.get_username(), role, ttl)
-    with transaction.atomic():
-        issued = IssuedCredential.objects.create(
-            cluster=cluster,
-            user=user,
-            username=user.get_username(),
-            role=role,
-            serial=credential.serial,
-            expires_at=credential.expires_at,
-        )
-        audit.record(
-            "kubeconfig.issue",
-            issued,
-            request=http,
-            organisation=cluster.organisation,
-            role=role,
-            serial=credential.serial,
-        )
-    return pki.kubeconfig(
-        cluster.name,
-        f"https://{address}:6443",
-        cluster.server_ca_cert,
-        user.get_username(),
-        credential,
-    )

@@ -6,13 +6,14 @@ For anyone else the staff API does not exist (404), so its presence is not confi
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
-from rest_framework import exceptions, generics, permissions, serializers, status
+from rest_framework import exceptions, generics, permissions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from portal import access
+from portal.actor import Actor
 from provisioning import inventory
 from provisioning.models import Hypervisor, OrphanDomain
 
@@ -65,16 +66,12 @@ class HypervisorStateChange(APIView):
     permission_classes = [StaffOnly]
 
     @staticmethod
-    def change(hypervisor: Hypervisor, request: HttpRequest) -> bool:
+    def change(actor: Actor, hypervisor: Hypervisor) -> bool:
         raise NotImplementedError
 
     def post(self, request: Request, name: str) -> Response:
         hypervisor = get_object_or_404(Hypervisor.objects.select_related("region"), name=name)
-        try:
-            # The HttpRequest under DRF's Request: the audit log reads its user and address.
-            self.change(hypervisor, request._request)
-        except inventory.HypervisorStateConflict as err:
-            return Response({"detail": str(err)}, status=status.HTTP_409_CONFLICT)
+        self.change(access.actor(request), hypervisor)
         return Response(HypervisorSerializer(hypervisor).data)
 
 

@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
+from portal import access
 from provisioning import inventory
 from provisioning.models import Hypervisor
 
@@ -22,7 +23,7 @@ def staff_hypervisor_list(request: HttpRequest) -> HttpResponse:
             return HttpResponse("action must be cordon or uncordon", status=400)
         hypervisor = get_object_or_404(Hypervisor, name=request.POST.get("name", ""))
         try:
-            changed = change(hypervisor, request)
+            changed = change(access.actor(request), hypervisor)
         except inventory.HypervisorStateConflict as err:
             messages.error(request, str(err))
         else:

@@ -4,7 +4,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -13,8 +12,11 @@ from django_htmx.middleware import HtmxDetails
 
 from networking.models import Firewall, Network
 from portal import access
-from portal.models import Organisation, Role
-from provisioning import cluster_page, placement, quotas, services
+from portal.actor import Action
+from portal.errors import Invalid
+from portal.models import Organisation
+from provisioning import cluster_page, cluster_spec, placement, quotas, services
+from provisioning.cluster_spec import ClusterRequest
 from provisioning.models import Cluster, K3sVersion, NodePool, NodeSize, Region
 from provisioning.serializers import ClusterInput
 from provisioning.states import ClusterStatus, NodeStatus
@@ -25,8 +27,8 @@ class HtmxHttpRequest(HttpRequest):
 
 
 def _clusters(request: HttpRequest) -> Any:
-    return access.for_user(Cluster.objects.all(), request.user).filter(
-        organisation=access.organisation_or_404(request)
+    return access.for_user(
+        Cluster.objects.all(), request.user, organisation=access.organisation_or_404(request)
     )
 
 
@@ -102,25 +104,35 @@ def _flatten(errors: Any) -> dict[str, str]:
     return flat
 
 
+def _parse(data: dict[str, Any]) -> tuple[ClusterRequest | None, dict[str, str]]:
+    """The request the form asks for, or the errors by field (shape first, then rules)."""
+    payload = ClusterInput(data=data)
+    if not payload.is_valid():
+        return None, _flatten(payload.errors)
+    spec = payload.to_request()
+    try:
+        cluster_spec.validate(spec)
+    except Invalid as error:
+        return None, _flatten(error.message_dict)
+    return spec, {}
+
+
 @login_required
 def cluster_create(request: HttpRequest) -> HttpResponse:
     organisation = access.organisation_or_404(request)
     errors: dict[str, str] = {}
     data: dict[str, Any] = {"pools": [{"name": "workers", "size": "small", "count": 3}]}
     if request.method == "POST":
-        access.require_role(request.user, organisation, Role.MEMBER)
         data = _form_data(request)
-        payload = ClusterInput(data=data)
-        if payload.is_valid():
+        spec, errors = _parse(data)
+        if spec is not None:
             try:
-                cluster = services.create_cluster(organisation, payload.to_request(), request)
-            except ValidationError as error:
+                cluster = services.create_cluster(access.actor(request), spec)
+            except Invalid as error:
                 errors = _flatten(error.message_dict)
             else:
                 messages.success(request, f"Launching {cluster.name}.")
                 return redirect("provisioning:cluster_detail", cluster.uuid)
-        else:
-            errors = _flatten(payload.errors)
     for index, pool in enumerate(data["pools"]):
         prefix = f"pools.{index}."
         pool["errors"] = " ".join(
@@ -144,10 +156,9 @@ def pool_row(request: HttpRequest) -> HttpResponse:
 def cluster_preflight(request: HttpRequest) -> HttpResponse:
     """As the user types: quota use after this cluster, whether placement fits, the price."""
     organisation = access.organisation_or_404(request)
-    payload = ClusterInput(data=_form_data(request))
-    context: dict[str, Any] = {"valid": payload.is_valid()}
-    if context["valid"]:
-        spec = payload.to_request()
+    spec, errors = _parse(_form_data(request))
+    context: dict[str, Any] = {"valid": spec is not None}
+    if spec is not None:
         limit, after = (
             quotas.limits(organisation),
             quotas.usage(organisation) + quotas.of_nodes(spec.sizes, 1),
@@ -163,14 +174,13 @@ def cluster_preflight(request: HttpRequest) -> HttpResponse:
         except placement.PlacementError as error:
             context["placement_error"] = str(error)
     else:
-        context["errors"] = _flatten(payload.errors)
+        context["errors"] = errors
     return render(request, "provisioning/_partials/preflight.html", context)
 
 
 def _cluster(request: HttpRequest, cluster_id: str) -> Cluster:
-    return get_object_or_404(
-        cluster_page.with_nodes(access.for_user(Cluster.objects.all(), request.user)),
-        uuid=cluster_id,
+    return access.get_or_404(
+        cluster_page.with_nodes(Cluster.objects.all()), request, uuid=cluster_id
     )
 
 
@@ -179,10 +189,9 @@ def cluster_detail(request: HtmxHttpRequest, cluster_id: str) -> HttpResponse:
     cluster = _cluster(request, cluster_id)
     if request.htmx:  # the polling fallback: the live parts, swapped out of band
         return HttpResponse(cluster_page.live_fragments(cluster))
-    role = access.role_in(request.user, cluster.organisation)
     context = {
         **cluster_page.live_context(cluster),
-        "can_change": role is not None and role.rank >= Role.MEMBER.rank,
+        "can_change": access.can(request, Action.CHANGE, cluster.organisation),
         "pools": cluster.pools.all(),
         "has_failed": any(n.status == NodeStatus.FAILED for n in cluster.nodes.all()),
         "ttl_choices": [(3600, "1 hour"), (28800, "8 hours"), (86400, "1 day"), (604800, "7 days")],
@@ -191,14 +200,10 @@ def cluster_detail(request: HtmxHttpRequest, cluster_id: str) -> HttpResponse:
 
 
 def _changeable(request: HttpRequest, cluster_id: str) -> Cluster:
-    cluster = get_object_or_404(
-        access.for_user(Cluster.objects.all(), request.user), uuid=cluster_id
-    )
-    access.require_role(request.user, cluster.organisation, Role.MEMBER)
-    return cluster
+    return access.get_or_404(Cluster.objects.all(), request, Action.CHANGE, uuid=cluster_id)
 
 
-def _report(request: HttpRequest, error: ValidationError) -> None:
+def _report(request: HttpRequest, error: Invalid) -> None:
     messages.error(request, " ".join(error.messages))
 
 
@@ -209,7 +214,7 @@ def cluster_delete(request: HttpRequest, cluster_id: str) -> HttpResponse:
     if request.POST.get("confirm_name", "").strip() != cluster.name:
         messages.error(request, f"Type the cluster's name ({cluster.name}) to delete it.")
         return redirect("provisioning:cluster_detail", cluster.uuid)
-    services.delete_cluster(cluster, request)
+    services.delete_cluster(access.actor(request), cluster)
     messages.success(request, f"Deleting {cluster.name}; its resources are being given back.")
     return redirect("provisioning:cluster_detail", cluster.uuid)
 
@@ -223,11 +228,11 @@ def cluster_scale(request: HttpRequest, cluster_id: str, pool_name: str) -> Http
     )
     try:
         count = int(request.POST.get("count", ""))
-        services.scale_pool(pool, count, request)
+        services.scale_pool(access.actor(request), pool, count)
         messages.success(request, f"Scaling {pool.name} to {count}.")
     except ValueError:
         messages.error(request, "The node count must be a whole number.")
-    except ValidationError as error:
+    except Invalid as error:
         _report(request, error)
     return redirect("provisioning:cluster_detail", cluster.uuid)
 
@@ -237,8 +242,8 @@ def cluster_scale(request: HttpRequest, cluster_id: str, pool_name: str) -> Http
 def cluster_retry(request: HttpRequest, cluster_id: str) -> HttpResponse:
     cluster = _changeable(request, cluster_id)
     try:
-        names = services.retry_failed(cluster, request)
+        names = services.retry_failed(access.actor(request), cluster)
         messages.success(request, f"Retrying {', '.join(names)}.")
-    except ValidationError as error:
+    except Invalid as error:
         _report(request, error)
     return redirect("provisioning:cluster_detail", cluster.uuid)

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from portal import audit, organisations, tokens
+from portal.actor import Actor, Via
 from portal.models import Membership, Organisation, Role
 
 
@@ -58,6 +59,8 @@ class Command(BaseCommand):
         token, raw = tokens.issue(
             user, organisation, options["name"], timedelta(days=days) if days else None
         )
-        audit.record("token.create", token, actor=user, organisation=organisation, via="cli")
+        audit.record(
+            "token.create", token, Actor(user=user, via=Via.COMMAND), organisation=organisation
+        )
         self.stdout.write(f"Token {token.prefix}… for {username} in {slug} ({membership.role}):")
         self.stdout.write(raw)

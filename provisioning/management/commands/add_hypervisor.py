@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from portal import audit, secrets
+from portal.actor import Actor, Via
 from provisioning import inventory
 from provisioning.management.commands.sync_hypervisors import print_table
 from provisioning.models import Hypervisor, Region
@@ -64,6 +65,8 @@ class Command(BaseCommand):
             raise CommandError(problems) from err
         with transaction.atomic():
             hypervisor.save()
-            audit.record("hypervisor.create", hypervisor, uri=hypervisor.uri)
+            audit.record(
+                "hypervisor.create", hypervisor, Actor.system(Via.COMMAND), uri=hypervisor.uri
+            )
         inventory.sync_hypervisor(hypervisor.pk)
         print_table(self.stdout, Hypervisor.objects.filter(pk=hypervisor.pk))
