@@ -17,6 +17,7 @@ $(VENV)/.installed: pyproject.toml | system-deps
 	touch $@
 
 run: $(VENV)/.installed
+	$(PY) manage.py init_secrets
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v 0
 	$(PY) manage.py seed_demo
@@ -25,6 +26,7 @@ run: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) scripts/check_architecture.py
 
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy .

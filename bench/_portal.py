@@ -118,6 +118,7 @@ def manage(*args: str) -> str:
 
 def prepare(username: str = "bench") -> str:
     """Migrate, seed the demo supercluster, and return an owner's API token."""
+    manage("init_secrets")
     manage("migrate", "--noinput", "-v", "0")
     manage("seed_demo")
     return manage("create_token", username, "--org", username, "--create").strip().splitlines()[-1]

@@ -11,16 +11,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cloud.settings")
 app = Celery("cloud")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-
-
-@app.on_after_finalize.connect
-def _periodic_tasks(sender: Celery, **kwargs: object) -> None:
-    from django.conf import settings
-
-    sender.add_periodic_task(
-        float(settings.WORKER_HEARTBEAT_SECONDS),
-        sender.signature("observability.tasks.heartbeat"),
-        name="worker heartbeat",
-    )
-    for name, seconds in settings.PERIODIC_TASKS.items():
-        sender.add_periodic_task(float(seconds), sender.signature(name), name=name)
+# Periodic tasks: CELERY_BEAT_SCHEDULE in cloud/settings.py.

@@ -2,11 +2,9 @@
 
 import builtins
 import os
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
-from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -62,18 +60,12 @@ class Env:
         return Path(raw).expanduser().resolve() if raw else default
 
 
-def generated_secret(path: Path, kind: str) -> str:
-    """Read a secret kept under DATA_DIR, creating it (mode 0600) on first use."""
-    if path.exists():
-        return path.read_text().strip()
-    if kind == "fernet":
-        value = Fernet.generate_key().decode()
-    else:  # a short one for a person to type, a long one for machines
-        value = secrets.token_urlsafe(12 if kind == "password" else 50)
+def secret_file(path: Path) -> str:
+    """A secret kept under DATA_DIR by `manage.py init_secrets`, or "" when there is none.
+
+    Only reads: importing the settings must never create files.
+    """
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process started at the same moment and won
         return path.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(value)
-    return value
+    except FileNotFoundError:
+        return ""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from cloud.env import Env, generated_secret
+from cloud.env import Env, secret_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = Env()
@@ -18,10 +18,15 @@ DATA_DIR = env.path("DATA_DIR", BASE_DIR / "var")
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env.bool("DEBUG", False)
-SECRET_KEY = env.str("SECRET_KEY", "") or generated_secret(DATA_DIR / "secret_key", "django")
+# From the environment, else the files `manage.py init_secrets` writes under DATA_DIR
+# (embedded mode). Importing settings only reads: with neither, Django refuses to sign
+# and portal.secrets refuses to encrypt, each with a one-line error naming the fix.
+SECRET_KEY = env.str("SECRET_KEY", "") or secret_file(DATA_DIR / "secret_key")
 # Fernet keys for secrets at rest (cluster CA keys, join tokens, hypervisor credentials);
 # the first encrypts, all decrypt, so keys can be rotated by prepending a new one.
-FERNET_KEYS = env.list("FERNET_KEYS", []) or [generated_secret(DATA_DIR / "fernet_key", "fernet")]
+FERNET_KEYS = env.list("FERNET_KEYS", []) or [
+    key for key in [secret_file(DATA_DIR / "fernet_key")] if key
+]
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["localhost", "127.0.0.1"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
 PORT = env.int("PORT", 8000)
@@ -198,6 +203,24 @@ CHANNEL_LAYERS = (
     else {}
 )
 
+# --- Cache -----------------------------------------------------------------------------
+# Shared by every web process, so DRF throttles (phone-home) count across all of them.
+# cache.clear() flushes its whole Redis database: give CACHE_URL its own database when
+# REDIS_URL's also carries the channel layer. Embedded mode uses a table in the database
+# (created by the portal migration 0003_cache_table).
+CACHE_URL = env.str("CACHE_URL", REDIS_URL)
+CACHES = {
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "portal",
+        }
+        if CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "portal_cache"}
+    )
+}
+
 # --- Celery ---------------------------------------------------------------------------
 BROKER_DIR = DATA_DIR / "broker"
 # atomicfs:// is kombu's filesystem transport with atomic writes (cloud/broker.py).
@@ -248,10 +271,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", "INFO")},
 }
 
-# Periodic tasks other apps add (task name -> seconds); beat runs them.
-PERIODIC_TASKS: dict[str, float] = {
-    "provisioning.sync_inventory": env.float("INVENTORY_SYNC_SECONDS", 10),
-}
+# Seconds between inventory rounds (every hypervisor's totals and domains).
+INVENTORY_SYNC_SECONDS = env.float("INVENTORY_SYNC_SECONDS", 10)
 
 # --- Launch pipeline ------------------------------------------------------------------
 # Domains on libvirt's test driver boot no guest, so a simulator plays their guests and
@@ -263,7 +284,7 @@ GUEST_SIM_SCALE = env.float("CLOUD_GUEST_SIM_SCALE", 0.3)
 CLOUD_FAULTS = env.str("CLOUD_FAULTS", "")
 # Seconds a step may take before the reaper fails the node.
 STEP_TIMEOUT_SECONDS = env.int("STEP_TIMEOUT_SECONDS", 300)
-PERIODIC_TASKS["provisioning.reap_stalled"] = env.float("REAPER_SECONDS", 15)
+REAPER_SECONDS = env.float("REAPER_SECONDS", 15)
 
 # --- Tenant networks ------------------------------------------------------------------
 # VXLAN VNIs handed to tenant networks, per region (24-bit; the default starts above the
@@ -275,4 +296,18 @@ NETWORK_VNI_MAX = env.int("NETWORK_VNI_MAX", 16777215)
 # Seconds a domain with the portal's prefix that no node owns is left alone (and shown to
 # staff) before reconciliation undefines it and its disk.
 ORPHAN_GRACE_SECONDS = env.int("ORPHAN_GRACE_SECONDS", 600)
-PERIODIC_TASKS["provisioning.reconcile"] = env.float("RECONCILE_SECONDS", 30)
+RECONCILE_SECONDS = env.float("RECONCILE_SECONDS", 30)
+
+# --- Periodic tasks (run by beat, which `serve` starts inside the worker) ---------------
+CELERY_BEAT_SCHEDULE = {
+    "worker heartbeat": {
+        "task": "observability.tasks.heartbeat",
+        "schedule": float(WORKER_HEARTBEAT_SECONDS),
+    },
+    "provisioning.sync_inventory": {
+        "task": "provisioning.sync_inventory",
+        "schedule": INVENTORY_SYNC_SECONDS,
+    },
+    "provisioning.reap_stalled": {"task": "provisioning.reap_stalled", "schedule": REAPER_SECONDS},
+    "provisioning.reconcile": {"task": "provisioning.reconcile", "schedule": RECONCILE_SECONDS},
+}

@@ -3,16 +3,31 @@
 alice (owner, acme), bob (owner, bobco), charlie (viewer, acme), staff.
 """
 
+import secrets
 from collections.abc import Callable
 
 import pytest
+from cryptography.fernet import Fernet
+from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 from rest_framework.test import APIClient
 
 from cloud.celery import app as celery_app
 from portal import organisations, tokens
 from portal.models import Membership, Organisation, Role
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A fresh DATA_DIR (CI) has no secrets until `init_secrets` runs, and settings never
+    # write them: the run gets throwaway ones (subprocesses run init_secrets or `serve`).
+    try:
+        settings.SECRET_KEY  # noqa: B018  (raises when empty)
+    except ImproperlyConfigured:
+        settings.SECRET_KEY = secrets.token_urlsafe(50)
+    if not settings.FERNET_KEYS:
+        settings.FERNET_KEYS = [Fernet.generate_key().decode()]
 
 
 @pytest.fixture(autouse=True, scope="session")

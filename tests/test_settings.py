@@ -6,9 +6,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.conf import settings
+from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
+from django.test import RequestFactory
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.views import APIView
 
-from cloud.env import Env, generated_secret
+from cloud.env import Env
+from portal.secrets import generated_secret
+from provisioning.guest_views import PhoneHomeThrottle
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,8 +86,81 @@ def test_check_deploy_is_clean_with_production_values(tmp_path: Path) -> None:
     assert "System check identified no issues" in result.stdout
 
 
-def test_embedded_defaults_generate_secrets_under_data_dir(tmp_path: Path) -> None:
-    result = _manage("check", DATA_DIR=str(tmp_path))
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if not p.is_dir())
+
+
+def test_importing_settings_writes_no_file(tmp_path: Path) -> None:
+    # Settings, then every app and model, as any process starts; no secret is made.
+    start = "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)"
+    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "FERNET_KEYS"}}
+    result = subprocess.run(
+        [sys.executable, "-c", start],
+        cwd=ROOT,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "cloud.settings", "DATA_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.strip() == "False", result.stderr
+    assert _files(tmp_path) == []
+
+
+def test_init_secrets_writes_each_secret_once_and_privately(tmp_path: Path) -> None:
+    assert _manage("init_secrets", DATA_DIR=str(tmp_path)).returncode == 0
+    assert [p.name for p in _files(tmp_path)] == ["fernet_key", "secret_key"]
+    first = {p.name: p.read_text() for p in _files(tmp_path)}
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in _files(tmp_path))
+
+    again = _manage("init_secrets", DATA_DIR=str(tmp_path))
+    assert again.returncode == 0 and again.stdout == ""
+    assert {p.name: p.read_text() for p in _files(tmp_path)} == first
+
+
+def test_secrets_from_the_environment_need_no_file(tmp_path: Path) -> None:
+    result = _manage(
+        "init_secrets", DATA_DIR=str(tmp_path), SECRET_KEY="s" * 50, FERNET_KEYS="f" * 44
+    )
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "secret_key").exists()
-    assert (tmp_path / "fernet_key").exists()
+    assert _files(tmp_path) == []
+
+
+def test_beat_runs_every_periodic_task_at_its_interval() -> None:
+    schedule = {
+        entry["task"]: entry["schedule"] for entry in settings.CELERY_BEAT_SCHEDULE.values()
+    }
+    assert schedule == {
+        "observability.tasks.heartbeat": settings.WORKER_HEARTBEAT_SECONDS,
+        "provisioning.sync_inventory": settings.INVENTORY_SYNC_SECONDS,
+        "provisioning.reap_stalled": settings.REAPER_SECONDS,
+        "provisioning.reconcile": settings.RECONCILE_SECONDS,
+    }
+
+
+def test_cache_is_shared_redis_or_database() -> None:
+    backend = settings.CACHES["default"]["BACKEND"]
+    expected = "redis.RedisCache" if settings.CACHE_URL else "db.DatabaseCache"
+    assert backend == f"django.core.cache.backends.{expected}"
+
+
+@pytest.mark.django_db
+def test_phone_home_throttle_counts_once_across_cache_clients() -> None:
+    # Two cache clients stand for two web processes: one count, shared.
+    caches["default"].clear()
+    first, second = caches.create_connection("default"), caches.create_connection("default")
+    assert first is not second
+    request = Request(
+        RequestFactory().post("/", {"token": "node-token"}, content_type="application/json"),
+        parsers=[JSONParser()],
+    )
+
+    def allowed(cache: object) -> bool:
+        throttle = PhoneHomeThrottle()
+        throttle.cache = cache  # type: ignore[assignment]
+        return throttle.allow_request(request, APIView())
+
+    limit = int(PhoneHomeThrottle.rate.split("/")[0])
+    assert all(allowed(first if n % 2 else second) for n in range(limit))
+    assert not allowed(first)
+    assert not allowed(second)
+    caches["default"].clear()

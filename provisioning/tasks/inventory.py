@@ -13,7 +13,7 @@ SYNC_INVENTORY = "provisioning.sync_inventory"
 def sync_inventory() -> None:
     # One task per host, so a slow or unreachable host delays no other and workers share
     # the round; a sync still queued when the next round starts has nothing left to add.
-    period = settings.PERIODIC_TASKS[SYNC_INVENTORY]
+    period = settings.INVENTORY_SYNC_SECONDS
     for pk in Hypervisor.objects.values_list("pk", flat=True):
         sync_hypervisor.apply_async((pk,), expires=period)
 

@@ -14,7 +14,7 @@ RECONCILE = "provisioning.reconcile"
 def reconcile_all() -> None:
     # One task per host, so a slow or unreachable host delays no other; a pass still
     # queued when the next round starts has nothing left to add.
-    period = settings.PERIODIC_TASKS[RECONCILE]
+    period = settings.RECONCILE_SECONDS
     hosts = Hypervisor.objects.exclude(state=HypervisorState.OFFLINE)
     for pk in hosts.values_list("pk", flat=True):
         reconcile_hypervisor.apply_async((pk,), expires=period)

@@ -10,9 +10,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from cloud.env import generated_secret
 from portal import organisations
 from portal.models import Membership, Organisation, Role
+from portal.secrets import generated_secret
 from provisioning import demo
 
 

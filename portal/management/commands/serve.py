@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 
@@ -46,6 +47,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # Before the children start, so web and worker read the same keys (embedded mode).
+        call_command("init_secrets", stdout=self.stdout)
         web = web_command(options["host"], options["port"], options["web_workers"])
         worker = worker_command(options["concurrency"])
         children = [subprocess.Popen(cmd) for cmd in (web, worker)]
