@@ -13,7 +13,6 @@ from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
-from portal import secrets
 from provisioning import inventory
 from provisioning.models import (
     BaseImage,
@@ -60,6 +59,9 @@ class HypervisorForm(forms.ModelForm):
 @admin.register(Hypervisor)
 class HypervisorAdmin(admin.ModelAdmin):
     form = HypervisorForm
+    # The model field stays out of the form: the write-only field of the same name is
+    # applied in save_model, so an empty one keeps the stored credentials.
+    exclude = ["credentials"]
     list_display = [
         "name",
         "region",
@@ -104,17 +106,17 @@ class HypervisorAdmin(admin.ModelAdmin):
 
     @admin.display(description="Credentials stored", boolean=True)
     def has_credentials(self, obj: Hypervisor) -> bool:
-        return bool(obj.credentials_encrypted)
+        return bool(obj.credentials)
 
     def save_model(self, request: HttpRequest, obj: Model, form: Any, change: bool) -> None:
         assert isinstance(obj, Hypervisor)
         fields = list(HypervisorForm.Meta.fields)
         if form.cleaned_data.get("credentials"):
-            obj.credentials_encrypted = secrets.encrypt(form.cleaned_data["credentials"])
-            fields.append("credentials_encrypted")
+            obj.credentials = form.cleaned_data["credentials"]
+            fields.append("credentials")
         elif form.cleaned_data.get("clear_credentials"):
-            obj.credentials_encrypted = ""
-            fields.append("credentials_encrypted")
+            obj.credentials = ""
+            fields.append("credentials")
         # The next inventory round (every few seconds) fills the totals: views never call
         # libvirt, and until then the host offers no capacity.
         obj.save(update_fields=fields if change else None)
@@ -184,7 +186,7 @@ class ClusterAdmin(ReadOnlyAdmin):
     list_filter = ["status", "region"]
     list_select_related = ["organisation", "region", "k3s_version"]
     search_fields = ["name", "uuid", "organisation__slug"]
-    exclude = ["server_ca_key_encrypted", "client_ca_key_encrypted", "join_token_encrypted"]
+    exclude = ["server_ca_key", "client_ca_key", "join_token"]
 
 
 @admin.register(NodePool)

@@ -32,7 +32,7 @@ def issue(actor: Actor, cluster: Cluster, role: str, ttl: timedelta = DEFAULT_TT
     address = ipam.address_of(server) if server else None
     if address is None:
         raise Invalid({"cluster": "The cluster has no server address yet."})
-    ca = pki.unsealed(cluster.client_ca_cert, cluster.client_ca_key_encrypted)
+    ca = pki.CertificateAuthority(cluster.client_ca_cert, cluster.client_ca_key)
     credential = pki.issue_client(ca, user.get_username(), role, ttl)
     with transaction.atomic():
         issued = IssuedCredential.objects.create(

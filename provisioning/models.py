@@ -6,6 +6,7 @@ import uuid
 from django.db import models
 from django.db.models import Q
 
+from portal.fields import EncryptedTextField
 from provisioning.states import LIVE_CLUSTER, ClusterStatus, NodeStatus, Step
 
 DOMAIN_PREFIX = "k3s-"
@@ -58,7 +59,7 @@ class Hypervisor(models.Model):
     sync_failures = models.PositiveSmallIntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True)
     # SSH key or TLS client key for a remote URI, Fernet-encrypted (see portal.secrets).
-    credentials_encrypted = models.TextField(blank=True)
+    credentials = EncryptedTextField(db_column="credentials_encrypted", blank=True)
 
     class Meta:
         ordering = ["region__slug", "name"]
@@ -158,10 +159,10 @@ class Cluster(models.Model):
     deleted_at = models.DateTimeField(null=True, blank=True)
     # PKI and join token (provisioning.pki); private parts Fernet-encrypted.
     server_ca_cert = models.TextField(blank=True)
-    server_ca_key_encrypted = models.TextField(blank=True)
+    server_ca_key = EncryptedTextField(db_column="server_ca_key_encrypted", blank=True)
     client_ca_cert = models.TextField(blank=True)
-    client_ca_key_encrypted = models.TextField(blank=True)
-    join_token_encrypted = models.TextField(blank=True)
+    client_ca_key = EncryptedTextField(db_column="client_ca_key_encrypted", blank=True)
+    join_token = EncryptedTextField(db_column="join_token_encrypted", blank=True)
 
     class Meta:
         ordering = ["-created_at"]

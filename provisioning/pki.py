@@ -17,8 +17,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from portal import secrets
-
 CA_LIFETIME = timedelta(days=3650)
 GROUPS = {"admin": "portal:admin", "viewer": "portal:viewer"}
 
@@ -83,15 +81,6 @@ def make_ca(common_name: str) -> CertificateAuthority:
     return CertificateAuthority(
         cert.public_bytes(serialization.Encoding.PEM).decode(), _key_pem(key)
     )
-
-
-def sealed(ca: CertificateAuthority) -> tuple[str, str]:
-    """(certificate, encrypted key) for storage."""
-    return ca.cert_pem, secrets.encrypt(ca.key_pem)
-
-
-def unsealed(cert_pem: str, key_encrypted: str) -> CertificateAuthority:
-    return CertificateAuthority(cert_pem, secrets.decrypt(key_encrypted))
 
 
 def issue_client(

@@ -98,8 +98,6 @@ def create_cluster(actor: Actor, spec: ClusterRequest) -> Cluster:
                 pki.make_ca(f"{spec.name}-server-ca"),
                 pki.make_ca(f"{spec.name}-client-ca"),
             )
-            server_cert, server_key = pki.sealed(server_ca)
-            client_cert, client_key = pki.sealed(client_ca)
             cluster = Cluster.objects.create(
                 organisation=organisation,
                 name=spec.name,
@@ -108,11 +106,11 @@ def create_cluster(actor: Actor, spec: ClusterRequest) -> Cluster:
                 network=network,
                 firewall=firewall,
                 created_by=actor.user,
-                server_ca_cert=server_cert,
-                server_ca_key_encrypted=server_key,
-                client_ca_cert=client_cert,
-                client_ca_key_encrypted=client_key,
-                join_token_encrypted=secrets.encrypt(pki.join_token()),
+                server_ca_cert=server_ca.cert_pem,
+                server_ca_key=server_ca.key_pem,
+                client_ca_cert=client_ca.cert_pem,
+                client_ca_key=client_ca.key_pem,
+                join_token=pki.join_token(),
             )
             offset, node_ids = 0, []
             for pool_spec in spec.pools:

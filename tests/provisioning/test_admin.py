@@ -5,9 +5,9 @@ from django.contrib.auth.models import User
 from django.test import Client
 from pytest_django import DjangoAssertNumQueries
 
-from portal import secrets
 from portal.models import AuditEntry
 from provisioning.models import Hypervisor, HypervisorState, Region
+from tests.portal.at_rest import stored
 from tests.provisioning import inventory_fixtures
 from tests.provisioning.inventory_fixtures import MakeHost
 
@@ -47,19 +47,19 @@ def test_credentials_are_stored_encrypted_and_never_shown(
     assert response.status_code == 302, response.content.decode()
 
     host = Hypervisor.objects.get(name="hv-new")
-    assert "secret-material" not in host.credentials_encrypted
-    assert secrets.decrypt(host.credentials_encrypted) == KEY
+    assert "secret-material" not in stored(host, "credentials")
+    assert host.credentials == KEY
     page = admin_client.get(f"{CHANGELIST}{host.pk}/change/").content.decode()
     assert "secret-material" not in page
-    assert host.credentials_encrypted not in page
+    assert stored(host, "credentials") not in page
 
     # Saving without new credentials keeps the stored ones; clearing removes them.
     admin_client.post(f"{CHANGELIST}{host.pk}/change/", form(region, storage_pool="fast"))
     host.refresh_from_db()
-    assert (host.storage_pool, secrets.decrypt(host.credentials_encrypted)) == ("fast", KEY)
+    assert (host.storage_pool, host.credentials) == ("fast", KEY)
     admin_client.post(f"{CHANGELIST}{host.pk}/change/", form(region, clear_credentials="on"))
     host.refresh_from_db()
-    assert host.credentials_encrypted == ""
+    assert host.credentials == stored(host, "credentials") == ""
 
 
 def test_change_form_leaves_state_and_allocations_alone(

@@ -6,13 +6,13 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from portal import secrets
 from portal.models import AuditEntry
 from provisioning import inventory
 from provisioning.drivers import get_driver
 from provisioning.drivers.base import DomainSpec
 from provisioning.models import Hypervisor, HypervisorState, Region
 from provisioning.tasks import inventory as inventory_tasks
+from tests.portal.at_rest import stored
 from tests.provisioning import inventory_fixtures
 from tests.provisioning.inventory_fixtures import UNREACHABLE_URI, MakeHost
 
@@ -142,8 +142,8 @@ def test_add_hypervisor_encrypts_credentials_and_syncs(
 
     host = Hypervisor.objects.get(name="hv-new")
     assert (host.vcpus_total, host.vcpus_capacity, host.memory_mib_total) == (10, 20, 20480)
-    assert "secret-material" not in host.credentials_encrypted
-    assert secrets.decrypt(host.credentials_encrypted) == key.read_text()
+    assert "secret-material" not in stored(host, "credentials")
+    assert host.credentials == key.read_text()
     assert "hv-new" in out.getvalue()
     assert AuditEntry.objects.filter(action="hypervisor.create", target_id=str(host.uuid)).exists()
 

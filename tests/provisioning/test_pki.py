@@ -38,13 +38,6 @@ def test_certificate_from_another_ca_does_not_verify() -> None:
         _cert(credential.cert_pem).verify_directly_issued_by(_cert(pki.make_ca("two").cert_pem))
 
 
-def test_sealed_key_is_encrypted_and_round_trips() -> None:
-    ca = pki.make_ca("x")
-    cert, key = pki.sealed(ca)
-    assert "PRIVATE KEY" not in key
-    assert pki.unsealed(cert, key) == ca
-
-
 def _kubeconfig() -> tuple[str, pki.CertificateAuthority]:
     server_ca, client_ca = pki.make_ca("s"), pki.make_ca("c")
     credential = pki.issue_client(client_ca, "alice", "admin", timedelta(hours=1))

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from portal import audit, secrets
+from portal import audit
 from portal.actor import Actor, Via
 from provisioning import inventory
 from provisioning.management.commands.sync_hypervisors import print_table
@@ -46,7 +46,7 @@ class Command(BaseCommand):
         credentials = ""
         if options["credentials_file"]:
             try:
-                credentials = secrets.encrypt(options["credentials_file"].read_text())
+                credentials = options["credentials_file"].read_text()
             except OSError as err:
                 raise CommandError(f"Cannot read the credentials file: {err}") from err
         hypervisor = Hypervisor(
@@ -56,7 +56,7 @@ class Command(BaseCommand):
             storage_pool=options["storage_pool"],
             cpu_overcommit=options["cpu_overcommit"],
             memory_overcommit=options["memory_overcommit"],
-            credentials_encrypted=credentials,
+            credentials=credentials,
         )
         try:
             hypervisor.full_clean()
