@@ -1,9 +1,9 @@
-"""Staff views of tenant networks: read-mostly, since segments and addresses are allocated
-by networking.services and networking.ipam, never typed in by hand."""
+"""Staff views of tenant networks: read-mostly, since segments and ports are allocated by
+networking.services and networking.ipam, never typed in by hand."""
 
 from django.contrib import admin
 
-from networking.models import Firewall, FirewallRollout, IpAllocation, Network
+from networking.models import Firewall, FirewallRollout, Network, Port
 
 
 @admin.register(Network)
@@ -29,8 +29,8 @@ class FirewallAdmin(admin.ModelAdmin):
     inlines = [RolloutInline]
 
 
-@admin.register(IpAllocation)
-class IpAllocationAdmin(admin.ModelAdmin):
-    list_display = ["address", "network", "node", "created_at"]
-    search_fields = ["address", "network__name", "node__name"]
-    readonly_fields = ["network", "address", "node", "created_at"]
+@admin.register(Port)
+class PortAdmin(admin.ModelAdmin):
+    list_display = ["address", "mac", "network", "owner", "created_at"]
+    search_fields = ["address", "mac", "network__name", "owner"]
+    readonly_fields = ["network", "address", "mac", "owner", "created_at"]

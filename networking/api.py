@@ -1,11 +1,13 @@
-"""Network and firewall API: thin views that scope (portal.access), call services, answer."""
+"""Network and firewall API: viewsets that scope (portal.access), call services, answer.
+
+Errors are raised, never answered here: `portal.api_errors` maps them (an `InUse` is a
+409 naming the clusters).
+"""
 
 from django.db.models import Count, Prefetch, QuerySet
-from django.shortcuts import get_object_or_404
-from rest_framework import status
+from rest_framework import mixins, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from networking import services
 from networking.models import Firewall, FirewallRollout, Network
@@ -17,110 +19,92 @@ from networking.serializers import (
     NetworkOutput,
 )
 from portal import access
-from portal.models import Role
+from portal.errors import Forbidden, Invalid
+from portal.models import Organisation
+from portal.permissions import RolePermission
 
 
-def networks_for(request: Request) -> QuerySet[Network]:
-    return (
-        access.for_request(Network.objects.live(), request)
-        .select_related("region", "organisation")
-        .annotate(ips_in_use=Count("allocations"))
-    )
+def acting_in(request: Request) -> Organisation:
+    """The organisation a list or a create acts in."""
+    organisation = access.actor(request).organisation
+    if organisation is None:  # RolePermission refuses such a caller first
+        raise Forbidden("You do not belong to an organisation.")
+    return organisation
 
 
-def firewalls_for(request: Request) -> QuerySet[Firewall]:
-    rollouts = FirewallRollout.objects.select_related("hypervisor", "firewall")
-    return (
-        access.for_request(Firewall.objects.live(), request)
-        .select_related("network", "organisation")
-        .prefetch_related(Prefetch("rollouts", queryset=rollouts))
-    )
+class ScopedViewSet(viewsets.GenericViewSet):
+    permission_classes = [RolePermission]
+    lookup_field = "uuid"
+    lookup_url_kwarg = "pk"
 
 
-def in_use(error: services.InUse) -> Response:
-    return Response(
-        {"detail": error.message, "clusters": error.clusters}, status=status.HTTP_409_CONFLICT
-    )
+class NetworkViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, ScopedViewSet
+):
+    serializer_class = NetworkOutput
 
+    def get_queryset(self) -> QuerySet[Network]:
+        return (
+            access.for_request(Network.objects.live(), self.request)
+            .select_related("region", "organisation")
+            .annotate(ips_in_use=Count("ports"))
+            .order_by("name", "id")  # a GROUP BY drops Meta.ordering; pages need one
+        )
 
-class NetworkListView(APIView):
-    def get(self, request: Request) -> Response:
-        return Response(NetworkOutput(networks_for(request), many=True).data)
-
-    def post(self, request: Request) -> Response:
-        organisation = access.acting_organisation(request)
+    def create(self, request: Request) -> Response:
         payload = NetworkInput(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         network = services.create_network(
-            organisation,
-            services.region_by_slug(data.get("region")),
-            data["name"],
-            data["cidr"],
-            request=request,
+            access.actor(request), acting_in(request), data["region"], data["name"], data["cidr"]
         )
-        created = networks_for(request).get(pk=network.pk)
+        created = self.get_queryset().get(pk=network.pk)
         return Response(NetworkOutput(created).data, status=status.HTTP_201_CREATED)
 
-
-class NetworkDetailView(APIView):
-    def get(self, request: Request, pk: str) -> Response:
-        return Response(NetworkOutput(get_object_or_404(networks_for(request), uuid=pk)).data)
-
-    def delete(self, request: Request, pk: str) -> Response:
-        network = get_object_or_404(networks_for(request), uuid=pk)
-        access.require_role(request.user, network.organisation, Role.MEMBER)
-        try:
-            services.delete_network(network, request=request)
-        except services.InUse as error:
-            return in_use(error)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def perform_destroy(self, instance: Network) -> None:
+        services.delete_network(access.actor(self.request), instance)
 
 
-class FirewallListView(APIView):
-    def get(self, request: Request) -> Response:
-        return Response(FirewallOutput(firewalls_for(request), many=True).data)
+class FirewallViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, ScopedViewSet
+):
+    serializer_class = FirewallOutput
 
-    def post(self, request: Request) -> Response:
-        organisation = access.acting_organisation(request)
+    def get_queryset(self) -> QuerySet[Firewall]:
+        rollouts = FirewallRollout.objects.select_related("hypervisor", "firewall")
+        return (
+            access.for_request(Firewall.objects.live(), self.request)
+            .select_related("network", "organisation")
+            .prefetch_related(Prefetch("rollouts", queryset=rollouts))
+        )
+
+    def create(self, request: Request) -> Response:
+        organisation = acting_in(request)
         payload = FirewallInput(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         network = (
-            networks_for(request).filter(organisation=organisation, uuid=data["network"]).first()
+            access.for_request(Network.objects.live(), request)
+            .filter(organisation=organisation, uuid=data["network"])
+            .first()
         )
         if network is None:
-            return Response(
-                {"network": ["No such network in your organisation."]},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
+            raise Invalid({"network": "No such network in your organisation."})
         firewall = services.create_firewall(
-            organisation, network, data["name"], data.get("rules", []), request=request
+            access.actor(request), organisation, network, data["name"], data.get("rules", [])
         )
-        created = firewalls_for(request).get(pk=firewall.pk)
+        created = self.get_queryset().get(pk=firewall.pk)
         return Response(FirewallOutput(created).data, status=status.HTTP_201_CREATED)
 
-
-class FirewallDetailView(APIView):
-    def get(self, request: Request, pk: str) -> Response:
-        return Response(FirewallOutput(get_object_or_404(firewalls_for(request), uuid=pk)).data)
-
-    def patch(self, request: Request, pk: str) -> Response:
-        firewall = get_object_or_404(firewalls_for(request), uuid=pk)
-        access.require_role(request.user, firewall.organisation, Role.MEMBER)
+    def partial_update(self, request: Request, pk: str) -> Response:
+        firewall = self.get_object()
         payload = FirewallUpdateInput(data=request.data, partial=True)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         services.update_firewall(
-            firewall, request=request, name=data.get("name"), rule_list=data.get("rules")
+            access.actor(request), firewall, name=data.get("name"), rule_list=data.get("rules")
         )
-        return Response(FirewallOutput(get_object_or_404(firewalls_for(request), uuid=pk)).data)
+        return Response(FirewallOutput(self.get_object()).data)
 
-    def delete(self, request: Request, pk: str) -> Response:
-        firewall = get_object_or_404(firewalls_for(request), uuid=pk)
-        access.require_role(request.user, firewall.organisation, Role.MEMBER)
-        try:
-            services.delete_firewall(firewall, request=request)
-        except services.InUse as error:
-            return in_use(error)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def perform_destroy(self, instance: Firewall) -> None:
+        services.delete_firewall(access.actor(self.request), instance)

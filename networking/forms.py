@@ -1,8 +1,12 @@
+"""Page forms: types and choices only; every rule is checked by networking.services (the API
+serializers parse the same fields and call the same services)."""
+
+from typing import Any
+
 from django import forms
 from django.db.models import QuerySet
 
-from networking.models import Network
-from provisioning.models import Region
+from networking.models import Network, regions
 
 
 class NetworkForm(forms.Form):
@@ -13,9 +17,13 @@ class NetworkForm(forms.Form):
         initial="10.10.0.0/24",
         help_text="Private range (10/8, 172.16/12, 192.168/16), /16 to /28.",
     )
-    region = forms.ModelChoiceField(
-        queryset=Region.objects.order_by("slug"), to_field_name="slug", empty_label=None
+    region: forms.ModelChoiceField = forms.ModelChoiceField(
+        queryset=None, to_field_name="slug", empty_label=None
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["region"].queryset = regions()  # type: ignore[attr-defined]
 
 
 class FirewallForm(forms.Form):
@@ -24,6 +32,6 @@ class FirewallForm(forms.Form):
         queryset=Network.objects.none(), to_field_name="uuid", empty_label=None
     )
 
-    def __init__(self, *args: object, networks: QuerySet[Network], **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, networks: QuerySet[Network], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.fields["network"].queryset = networks  # type: ignore[attr-defined]

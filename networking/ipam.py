@@ -1,46 +1,50 @@
-"""Addresses inside a tenant network: CIDR rules, the gateway, one address per node.
+"""Addresses inside a tenant network: CIDR rules, the gateway, and ports.
 
-An address is held by an `IpAllocation` row; the network's row lock serialises allocations,
-and the (network, address) unique constraint backs it, so two nodes never share an address.
+A port (address + MAC) is held by an owner that networking knows only by an opaque id, so
+this app never needs to know what a node is. The network's row lock serialises
+allocations, and the unique constraints back it, so two owners never share an address or
+a MAC.
 """
 
+import hashlib
 import ipaddress
+import itertools
+import uuid
+from collections.abc import Iterator
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from networking.models import IpAllocation, Network
-from provisioning.models import Node
+from networking.models import Network, Port
+from portal.errors import Invalid
 
 PRIVATE_RANGES = tuple(
     ipaddress.IPv4Network(r) for r in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 )
 MIN_PREFIX, MAX_PREFIX = 16, 28
+MAC_PREFIX = "52:54:00:"  # the locally administered prefix libvirt/QEMU use
 
 
 def parse_cidr(cidr: str) -> ipaddress.IPv4Network:
-    """A tenant network's CIDR, or ValidationError({"cidr": why}).
+    """A tenant network's CIDR, or Invalid({"cidr": why}).
 
     Host bits must be zero: "10.0.0.5/24" is refused (naming 10.0.0.0/24) rather than
     silently widened, so the caller gets exactly the range they asked for.
     """
     text = str(cidr).strip()
     if "/" not in text:
-        raise ValidationError({"cidr": "Give a CIDR with a prefix, e.g. 10.0.0.0/24."})
+        raise Invalid({"cidr": "Give a CIDR with a prefix, e.g. 10.0.0.0/24."})
     try:
         net = ipaddress.IPv4Network(text, strict=False)
     except ValueError as err:
-        raise ValidationError({"cidr": f"{text!r} is not an IPv4 CIDR."}) from err
+        raise Invalid({"cidr": f"{text!r} is not an IPv4 CIDR."}) from err
     if not MIN_PREFIX <= net.prefixlen <= MAX_PREFIX:
-        raise ValidationError(
-            {"cidr": f"The prefix must be between /{MIN_PREFIX} and /{MAX_PREFIX}."}
-        )
+        raise Invalid({"cidr": f"The prefix must be between /{MIN_PREFIX} and /{MAX_PREFIX}."})
     if not any(net.subnet_of(r) for r in PRIVATE_RANGES):
-        raise ValidationError(
+        raise Invalid(
             {"cidr": "Only private ranges are allowed: 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16."}
         )
     if str(net) != text:
-        raise ValidationError({"cidr": f"Host bits are set; did you mean {net}?"})
+        raise Invalid({"cidr": f"Host bits are set; did you mean {net}?"})
     return net
 
 
@@ -50,54 +54,51 @@ def gateway_of(net: ipaddress.IPv4Network) -> str:
 
 
 def _host_range(network: Network) -> range:
-    """Integer addresses a node may hold: not the network, gateway or broadcast address."""
+    """Integer addresses a port may hold: not the network, gateway or broadcast address."""
     net = ipaddress.IPv4Network(network.cidr)
     return range(int(net.network_address) + 2, int(net.broadcast_address))
 
 
-def allocate(node: Node) -> str:
-    """The node's address in its cluster's network: the lowest free one. Idempotent."""
-    current = address_of(node)
-    if current is not None:
-        return current
-    network = node.cluster.network
+def macs_for(owner: str) -> Iterator[str]:
+    """The owner's MACs in order of preference, the same every time, so a redefined domain
+    keeps its MAC and its DHCP entry.
+
+    The first is the last three bytes of a UUID owner (all random bits in a UUID4), the
+    rest are hashes; the next one is taken only when the network already uses the first.
+    """
+    try:
+        first = uuid.UUID(owner).bytes[-3:]
+    except ValueError:
+        first = hashlib.sha256(owner.encode()).digest()[:3]
+    tails = itertools.chain(
+        [first], (hashlib.sha256(f"{owner}/{n}".encode()).digest()[:3] for n in itertools.count(1))
+    )
+    for tail in tails:
+        yield MAC_PREFIX + ":".join(f"{b:02x}" for b in tail)
+
+
+def allocate(network: Network, owner: str) -> Port:
+    """The owner's port in the network: the lowest free address, its first free MAC.
+    Idempotent: an owner holds one port per network."""
     with transaction.atomic():
         # The lock makes concurrent allocations in one network take turns; each then sees
-        # the addresses the ones before it committed.
+        # the ports the ones before it committed.
         Network.objects.select_for_update().get(pk=network.pk)
-        taken = {
-            int(ipaddress.IPv4Address(a))
-            for a in IpAllocation.objects.filter(network=network).values_list("address", flat=True)
-        }
-        free = next((a for a in _host_range(network) if a not in taken), None)
+        existing = Port.objects.filter(network=network, owner=owner).first()
+        if existing is not None:
+            return existing
+        held = list(Port.objects.filter(network=network).values_list("address", "mac"))
+        addresses = {int(ipaddress.IPv4Address(a)) for a, _ in held}
+        macs = {m for _, m in held}
+        free = next((a for a in _host_range(network) if a not in addresses), None)
         if free is None:
-            raise ValidationError({"network": f"no free address in {network.cidr}"})
-        allocation = IpAllocation.objects.create(
-            network=network, node=node, address=str(ipaddress.IPv4Address(free))
+            raise Invalid({"network": f"no free address in {network.cidr}"})
+        mac = next(m for m in macs_for(owner) if m not in macs)
+        return Port.objects.create(
+            network=network, owner=owner, address=str(ipaddress.IPv4Address(free)), mac=mac
         )
-    Node.ip_allocation.related.set_cached_value(node, allocation)
-    return allocation.address
 
 
-def release(node: Node) -> None:
-    """Give the node's address back. Idempotent."""
-    IpAllocation.objects.filter(node=node).delete()
-    Node.ip_allocation.related.set_cached_value(node, None)  # so address_of says None
-
-
-def address_of(node: Node) -> str | None:
-    """Uses `select_related("ip_allocation")` when the caller did it (lists stay constant)."""
-    try:
-        return node.ip_allocation.address
-    except IpAllocation.DoesNotExist:
-        return None
-
-
-def mac_for(node: Node) -> str:
-    """Deterministic, so a redefined domain keeps its MAC and its DHCP entry.
-
-    52:54:00 is the locally administered prefix libvirt/QEMU use; the last three bytes of a
-    UUID4 are all random bits.
-    """
-    tail = node.uuid.bytes[-3:]
-    return "52:54:00:" + ":".join(f"{b:02x}" for b in tail)
+def release(owner: str) -> None:
+    """Give back every port the owner holds. Idempotent."""
+    Port.objects.filter(owner=owner).delete()

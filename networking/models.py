@@ -1,8 +1,28 @@
 """Tenant L2 networks (a VXLAN segment each), their addresses, and firewalls."""
 
 import uuid
+from typing import Any, Protocol
 
 from django.db import models
+
+
+class Region(Protocol):
+    """Provisioning's region, as networking uses it (it holds networks, never imports them)."""
+
+    pk: Any
+    slug: str
+
+
+def related_model(model: type[models.Model], field: str) -> type[models.Model]:
+    """The model at the other end of a relation (provisioning's regions and clusters), reached
+    through the relation so networking never imports provisioning."""
+    other = model._meta.get_field(field).related_model
+    assert isinstance(other, type) and issubclass(other, models.Model)
+    return other
+
+
+def regions() -> models.QuerySet:
+    return Network.region_model()._default_manager.order_by("slug")
 
 
 class LiveQuerySet(models.QuerySet):
@@ -40,6 +60,10 @@ class Network(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.cidr})"
+
+    @classmethod
+    def region_model(cls) -> type[models.Model]:
+        return related_model(cls, "region")
 
     @property
     def libvirt_name(self) -> str:
@@ -80,20 +104,22 @@ class Firewall(models.Model):
         return f"k3s-fw-{self.uuid.hex[:12]}"
 
 
-class IpAllocation(models.Model):
-    """One address of a network held by one node; the unique pair makes IPAM race-free."""
+class Port(models.Model):
+    """One address and MAC of a network, held by an owner networking knows only by an
+    opaque id (a node's uuid); the unique constraints make allocation race-free."""
 
-    network = models.ForeignKey(Network, on_delete=models.PROTECT, related_name="allocations")
+    network = models.ForeignKey(Network, on_delete=models.PROTECT, related_name="ports")
+    owner = models.CharField(max_length=64)
     address = models.GenericIPAddressField(protocol="IPv4")
-    node = models.OneToOneField(
-        "provisioning.Node", on_delete=models.CASCADE, related_name="ip_allocation"
-    )
+    mac = models.CharField(max_length=17)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["network", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["network", "address"], name="one_holder_per_address")
+            models.UniqueConstraint(fields=["network", "address"], name="one_holder_per_address"),
+            models.UniqueConstraint(fields=["network", "mac"], name="one_port_per_mac"),
+            models.UniqueConstraint(fields=["network", "owner"], name="one_port_per_owner"),
         ]
 
     def __str__(self) -> str:

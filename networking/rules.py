@@ -7,9 +7,7 @@ dropped by the nwfilter (ingress), egress is open unless a firewall says otherwi
 import ipaddress
 from typing import Any
 
-from django.core.exceptions import ValidationError
-
-from provisioning.drivers.base import FirewallRuleSpec
+from portal.errors import Invalid
 
 DIRECTIONS = ("ingress", "egress")
 PROTOCOLS = ("tcp", "udp", "icmp", "all")
@@ -21,8 +19,9 @@ Rule = dict[str, str]
 RuleErrors = dict[str, dict[str, list[str]]]
 
 
-class InvalidRules(ValidationError):
-    """Errors per rule index and field; `errors` keeps that shape for the API."""
+class InvalidRules(Invalid):
+    """Errors per rule index and field; `errors` keeps that shape, and the API answers it
+    (a 400 with code "invalid", `{"rules": {"<index>": {"<field>": [...]}}}`)."""
 
     def __init__(self, errors: RuleErrors) -> None:
         self.errors = errors
@@ -32,7 +31,10 @@ class InvalidRules(ValidationError):
             for field, messages in fields.items()
             for message in messages
         ]
-        super().__init__({"rules": flat})
+        super().__init__({"rules": "; ".join(flat)})
+
+    def body(self) -> dict[str, Any]:
+        return {"code": self.code, "rules": self.errors}
 
 
 def parse_ports(ports: str) -> tuple[int, int]:
@@ -95,9 +97,9 @@ def _rule_errors(raw: Any) -> tuple[Rule, dict[str, list[str]]]:
 def validate(raw: Any) -> list[Rule]:
     """The rules normalised, or InvalidRules naming each bad rule's index and field."""
     if not isinstance(raw, list):
-        raise ValidationError({"rules": ["A list of rules."]})
+        raise Invalid({"rules": "A list of rules."})
     if len(raw) > MAX_RULES:
-        raise ValidationError({"rules": [f"At most {MAX_RULES} rules."]})
+        raise Invalid({"rules": f"At most {MAX_RULES} rules."})
     rules, errors = [], {}
     for index, item in enumerate(raw):
         rule, rule_errors = _rule_errors(item)
@@ -117,15 +119,3 @@ def default_rules(cidr: str) -> list[Rule]:
          "label": "Kubernetes API"},
         {"direction": "egress", "protocol": "all", "cidr": "0.0.0.0/0", "label": "all egress"},
     ]  # fmt: skip
-
-
-def to_spec(rule: Rule) -> FirewallRuleSpec:
-    ports = rule.get("ports")
-    first, last = parse_ports(ports) if ports else (None, None)
-    return FirewallRuleSpec(
-        direction=rule["direction"],
-        protocol=rule["protocol"],
-        port_min=first,
-        port_max=last,
-        cidr=rule["cidr"],
-    )

@@ -6,16 +6,16 @@ constraint backs that up.
 """
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.exceptions import ImproperlyConfigured
 
-from networking.models import Network
-from provisioning.models import Region
+from networking.models import Network, Region
+from portal.errors import Invalid
 
 VNI_MAX = 2**24 - 1  # 24 bits on the wire
 
 
 def lock_region(region: Region) -> None:
-    Region.objects.select_for_update().get(pk=region.pk)
+    Network.region_model()._default_manager.select_for_update().get(pk=region.pk)
 
 
 def vni_range() -> range:
@@ -31,16 +31,16 @@ def parked(network: Network) -> int:
 
 
 def allocate(region: Region) -> int:
-    """The lowest free VNI of the region; ValidationError when the range is used up."""
+    """The lowest free VNI of the region; Invalid when the range is used up."""
     span = vni_range()
     used = set(
         Network.objects.filter(
-            region=region, segment_id__gte=span.start, segment_id__lt=span.stop
+            region_id=region.pk, segment_id__gte=span.start, segment_id__lt=span.stop
         ).values_list("segment_id", flat=True)
     )
     vni = next((v for v in span if v not in used), None)
     if vni is None:
-        raise ValidationError(
+        raise Invalid(
             {"region": f"No free network segment left in {region.slug} "
              f"(VNIs {span.start}-{span.stop - 1} are all in use)."}
         )  # fmt: skip

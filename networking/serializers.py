@@ -1,18 +1,35 @@
-"""API shapes of networks and firewalls."""
+"""API shapes of networks and firewalls: types only, the rules are networking.services'."""
 
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Model, QuerySet
 from rest_framework import serializers
 
-from networking import rules
-from networking.models import Firewall, FirewallRollout, Network
+from networking.models import Firewall, FirewallRollout, Network, regions
+
+
+class RegionField(serializers.SlugRelatedField):
+    """A region by its slug (provisioning's model, reached through `Network.region`)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(slug_field="slug", **kwargs)
+
+    def get_queryset(self) -> QuerySet[Model]:
+        return regions()
 
 
 class NetworkInput(serializers.Serializer):
     name = serializers.CharField(max_length=63)
     cidr = serializers.CharField(max_length=18)
-    region = serializers.SlugField(required=False, help_text="Defaults to the first region.")
+    region = RegionField(required=False, help_text="Defaults to the first region.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("region") is None:
+            # Most installations have just one region.
+            attrs["region"] = regions().first()
+            if attrs["region"] is None:
+                raise serializers.ValidationError({"region": ["No region yet."]})
+        return attrs
 
 
 class NetworkOutput(serializers.ModelSerializer):
@@ -28,27 +45,15 @@ class NetworkOutput(serializers.ModelSerializer):
         ]  # fmt: skip
 
 
-class RulesField(serializers.JSONField):
-    """The rule list, normalised; errors keyed by rule index and field."""
-
-    def to_internal_value(self, data: Any) -> list[rules.Rule]:
-        try:
-            return rules.validate(super().to_internal_value(data))
-        except rules.InvalidRules as err:
-            raise serializers.ValidationError(err.errors) from err
-        except DjangoValidationError as err:
-            raise serializers.ValidationError(err.message_dict["rules"]) from err
-
-
 class FirewallUpdateInput(serializers.Serializer):
     name = serializers.CharField(max_length=63, required=False)
-    rules = RulesField(required=False)
+    # Checked by the service (networking.rules), whose errors name each rule and field.
+    rules = serializers.JSONField(required=False)
 
 
 class FirewallInput(FirewallUpdateInput):
     name = serializers.CharField(max_length=63)
     network = serializers.UUIDField()
-    rules = RulesField(required=False)
 
 
 class RolloutOutput(serializers.ModelSerializer):

@@ -2,38 +2,44 @@
 
 import re
 import uuid
-from collections.abc import Iterable
+from datetime import datetime
 
-from django.core.exceptions import ValidationError
+from celery import current_app
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest
+from django.db.models import Manager
 from django.utils import timezone
 
 from networking import ipam, rules, segments
-from networking.models import Firewall, Network
+from networking.models import Firewall, Network, Region
 from observability import events
 from portal import audit
+from portal.actor import Action, Actor
+from portal.errors import Conflict, Invalid
 from portal.models import Organisation, Quota
-from provisioning.models import Cluster, Region
-from provisioning.states import ClusterStatus
 
 DEFAULT_CIDR = "10.0.0.0/24"
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+# A cluster's status once it is gone (provisioning's ClusterStatus.DELETED; networking
+# reads clusters through the reverse relations and does not import provisioning).
+CLUSTER_DELETED = "deleted"
+# The worker's task, named rather than imported (it lives in provisioning).
+ROLLOUT_TASK = "networking.rollout_firewall"
 
 
-class InUse(Exception):
-    """The object is still used by live clusters (an HTTP 409)."""
+class InUse(Conflict):
+    """The object is still used by live clusters (409, the clusters named in the answer)."""
+
+    code = "in_use"
 
     def __init__(self, message: str, clusters: list[str]) -> None:
-        super().__init__(message)
-        self.message = message
+        super().__init__(message, clusters=clusters)
         self.clusters = clusters
 
 
 def check_name(name: str) -> str:
     name = (name or "").strip()
     if not NAME_RE.match(name):
-        raise ValidationError(
+        raise Invalid(
             {"name": "Use 1-63 lowercase letters, digits and hyphens, not starting or ending "
              "with a hyphen."}
         )  # fmt: skip
@@ -44,35 +50,28 @@ def _parse_id(value: str, field: str) -> uuid.UUID:
     try:
         return uuid.UUID(str(value))
     except ValueError as err:
-        raise ValidationError({field: f"{value!r} is not an id."}) from err
+        raise Invalid({field: f"{value!r} is not an id."}) from err
 
 
-def region_by_slug(slug: str | None) -> Region:
-    """The named region, else the first one (most installations have just one)."""
-    regions = Region.objects.order_by("slug")
-    region = regions.filter(slug=slug).first() if slug else regions.first()
-    if region is None:
-        raise ValidationError({"region": f"No region {slug!r}." if slug else "No region yet."})
-    return region
-
-
-def live_clusters(clusters: Iterable[Cluster]) -> list[str]:
-    return sorted(c.name for c in clusters if c.status != ClusterStatus.DELETED)
+def live_clusters(clusters: Manager) -> list[str]:
+    """Names of the clusters behind a reverse relation (`network.clusters`) not yet gone."""
+    return sorted(clusters.exclude(status=CLUSTER_DELETED).values_list("name", flat=True))
 
 
 # --- Networks -------------------------------------------------------------------------------
 
 
 def create_network(
+    actor: Actor,
     organisation: Organisation,
     region: Region,
     name: str,
     cidr: str,
     *,
-    request: HttpRequest | None,
     is_default: bool = False,
 ) -> Network:
     """Validate, check the quota, take a segment, add the default firewall, audit; atomic."""
+    actor.require(Action.CHANGE, organisation)
     name = check_name(name)
     net = ipam.parse_cidr(cidr)
     try:
@@ -82,15 +81,15 @@ def create_network(
             limit = Quota.objects.get_or_create(organisation=organisation)[0].networks
             count = Network.objects.live().filter(organisation=organisation).count()
             if count >= limit:
-                raise ValidationError(
+                raise Invalid(
                     {"quota": f"Your organisation may have {limit} networks; it has {count}."}
                 )
             if Network.objects.filter(organisation=organisation, name=name).exists():
-                raise ValidationError({"name": f"You already have a network named {name}."})
+                raise Invalid({"name": f"You already have a network named {name}."})
             segments.lock_region(region)
             network = Network.objects.create(
                 organisation=organisation,
-                region=region,
+                region_id=region.pk,
                 name=name,
                 cidr=str(net),
                 gateway=ipam.gateway_of(net),
@@ -107,7 +106,7 @@ def create_network(
             audit.record(
                 "network.create",
                 network,
-                request=request,
+                actor,
                 organisation=organisation,
                 cidr=network.cidr,
                 region=region.slug,
@@ -115,7 +114,7 @@ def create_network(
                 default_firewall=str(firewall.uuid),
             )
     except IntegrityError as err:  # a concurrent request took the name first
-        raise ValidationError({"name": f"You already have a network named {name}."}) from err
+        raise Invalid({"name": f"You already have a network named {name}."}) from err
     return network
 
 
@@ -133,8 +132,9 @@ def _free_firewall_name(organisation: Organisation, wanted: str) -> str:
     return name
 
 
-def default_network(organisation: Organisation, region: Region) -> Network:
-    """The organisation's default network in the region, created on first use."""
+def default_network(actor: Actor, organisation: Organisation, region: Region) -> Network:
+    """The organisation's default network in the region, created on first use (by the
+    actor launching a cluster there, so they need the change role as for any network)."""
     existing = (
         Network.objects.live().filter(organisation=organisation, region=region, is_default=True)
     ).first()
@@ -142,22 +142,23 @@ def default_network(organisation: Organisation, region: Region) -> Network:
         return existing
     taken = Network.objects.filter(organisation=organisation, name="default").exists()
     return create_network(
+        actor,
         organisation,
         region,
         f"default-{region.slug}"[:63] if taken else "default",
         DEFAULT_CIDR,
-        request=None,
         is_default=True,
     )
 
 
 def resolve_for_cluster(
+    actor: Actor,
     organisation: Organisation,
     region: Region,
     network_uuid: str | None,
     firewall_uuid: str | None,
 ) -> tuple[Network, Firewall]:
-    """The network and firewall a new cluster joins; ValidationError naming the bad field."""
+    """The network and firewall a new cluster joins; Invalid naming the bad field."""
     if network_uuid:
         network = (
             Network.objects.live()
@@ -165,13 +166,13 @@ def resolve_for_cluster(
             .first()
         )
         if network is None:
-            raise ValidationError({"network": "No such network in your organisation."})
+            raise Invalid({"network": "No such network in your organisation."})
         if network.region_id != region.pk:
-            raise ValidationError(
+            raise Invalid(
                 {"network": f"Network {network.name} is in another region than {region.slug}."}
             )
     else:
-        network = default_network(organisation, region)
+        network = default_network(actor, organisation, region)
     if firewall_uuid:
         firewall = (
             Firewall.objects.live()
@@ -179,9 +180,9 @@ def resolve_for_cluster(
             .first()
         )
         if firewall is None:
-            raise ValidationError({"firewall": "No such firewall in your organisation."})
+            raise Invalid({"firewall": "No such firewall in your organisation."})
         if firewall.network_id != network.pk:
-            raise ValidationError(
+            raise Invalid(
                 {"firewall": f"Firewall {firewall.name} belongs to another network than "
                  f"{network.name}."}
             )  # fmt: skip
@@ -190,23 +191,23 @@ def resolve_for_cluster(
     return network, firewall
 
 
-def delete_network(network: Network, *, request: HttpRequest) -> None:
+def delete_network(actor: Actor, network: Network) -> None:
     """Delete it, or InUse naming the live clusters on it."""
+    actor.require(Action.CHANGE, network.organisation)
     with transaction.atomic():
         Network.objects.select_for_update().get(pk=network.pk)
-        clusters = list(Cluster.objects.filter(network=network).only("name", "status"))
-        names = live_clusters(clusters)
+        names = live_clusters(network.clusters)
         if names:
             raise InUse(f"Network {network.name} is used by: {', '.join(names)}.", names)
         audit.record(
             "network.delete",
             network,
-            request=request,
+            actor,
             organisation=network.organisation,
             cidr=network.cidr,
             segment_id=network.segment_id,
         )
-        if clusters:
+        if network.clusters.exists():
             now = timezone.now()
             for firewall in Firewall.objects.live().filter(network=network):
                 _retire(firewall, now)
@@ -215,7 +216,7 @@ def delete_network(network: Network, *, request: HttpRequest) -> None:
             network.delete()  # its firewalls go with it
 
 
-def _retire(obj: Network | Firewall, now: object, **fields: object) -> None:
+def _retire(obj: Network | Firewall, now: datetime, **fields: object) -> None:
     """Keep a row deleted clusters still point at, freeing its name (and segment)."""
     tombstone = f"{obj.name[:54]}~{obj.uuid.hex[:8]}"  # "~" is not allowed in names
     type(obj).objects.filter(pk=obj.pk).update(name=tombstone, deleted_at=now, **fields)
@@ -225,45 +226,38 @@ def _retire(obj: Network | Firewall, now: object, **fields: object) -> None:
 
 
 def create_firewall(
-    organisation: Organisation,
-    network: Network,
-    name: str,
-    rule_list: object,
-    *,
-    request: HttpRequest | None,
+    actor: Actor, organisation: Organisation, network: Network, name: str, rule_list: object
 ) -> Firewall:
+    actor.require(Action.CHANGE, organisation)
     name = check_name(name)
     if network.organisation_id != organisation.pk or network.deleted_at is not None:
-        raise ValidationError({"network": "No such network in your organisation."})
+        raise Invalid({"network": "No such network in your organisation."})
     clean = rules.validate(rule_list)
     try:
         with transaction.atomic():
             if Firewall.objects.filter(organisation=organisation, name=name).exists():
-                raise ValidationError({"name": f"You already have a firewall named {name}."})
+                raise Invalid({"name": f"You already have a firewall named {name}."})
             firewall = Firewall.objects.create(
                 organisation=organisation, network=network, name=name, rules=clean
             )
             audit.record(
                 "firewall.create",
                 firewall,
-                request=request,
+                actor,
                 organisation=organisation,
                 network=str(network.uuid),
                 rules=clean,
             )
     except IntegrityError as err:
-        raise ValidationError({"name": f"You already have a firewall named {name}."}) from err
+        raise Invalid({"name": f"You already have a firewall named {name}."}) from err
     return firewall
 
 
 def update_firewall(
-    firewall: Firewall,
-    *,
-    request: HttpRequest | None,
-    name: str | None = None,
-    rule_list: object = None,
+    actor: Actor, firewall: Firewall, *, name: str | None = None, rule_list: object = None
 ) -> Firewall:
     """Rename and/or replace the rules; a rule change is a new revision rolled out to hosts."""
+    actor.require(Action.CHANGE, firewall.organisation)
     changes: dict[str, object] = {}
     if name is not None and name != firewall.name:
         changes["name"] = check_name(name)
@@ -284,7 +278,7 @@ def update_firewall(
             audit.record(
                 "firewall.update",
                 locked,
-                request=request,
+                actor,
                 organisation=locked.organisation,
                 revision=locked.revision,
                 changes=changes,
@@ -292,37 +286,31 @@ def update_firewall(
             if "rules" in changes:
                 _announce_rules(locked)
     except IntegrityError as err:
-        raise ValidationError({"name": f"You already have a firewall named {name}."}) from err
+        raise Invalid({"name": f"You already have a firewall named {name}."}) from err
     return locked
 
 
 def _announce_rules(firewall: Firewall) -> None:
-    from networking import tasks
-
-    clusters = Cluster.objects.filter(firewall=firewall).exclude(status=ClusterStatus.DELETED)
-    for cluster in clusters:
+    """An event for each live cluster behind the firewall, and the rollout after commit."""
+    for cluster in firewall.clusters.exclude(status=CLUSTER_DELETED):
         events.record(
             cluster, f"firewall {firewall.name} rules changed (revision {firewall.revision})"
         )
-    firewall_id = firewall.pk
-    transaction.on_commit(lambda: tasks.rollout_firewall.delay(firewall_id))
+    rollout = current_app.signature(ROLLOUT_TASK, args=(firewall.pk,))
+    transaction.on_commit(rollout.delay)
 
 
-def delete_firewall(firewall: Firewall, *, request: HttpRequest) -> None:
+def delete_firewall(actor: Actor, firewall: Firewall) -> None:
+    actor.require(Action.CHANGE, firewall.organisation)
     if firewall.is_default:
-        raise ValidationError(
-            {"firewall": "A network's default firewall goes only with its network."}
-        )
+        raise Invalid({"firewall": "A network's default firewall goes only with its network."})
     with transaction.atomic():
         Firewall.objects.select_for_update().get(pk=firewall.pk)
-        clusters = list(Cluster.objects.filter(firewall=firewall).only("name", "status"))
-        names = live_clusters(clusters)
+        names = live_clusters(firewall.clusters)
         if names:
             raise InUse(f"Firewall {firewall.name} is used by: {', '.join(names)}.", names)
-        audit.record(
-            "firewall.delete", firewall, request=request, organisation=firewall.organisation
-        )
-        if clusters:
+        audit.record("firewall.delete", firewall, actor, organisation=firewall.organisation)
+        if firewall.clusters.exists():
             _retire(firewall, timezone.now())
         else:
             firewall.delete()

@@ -2,37 +2,39 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.db.models import Count, Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from networking import rules, services
 from networking.forms import FirewallForm, NetworkForm
-from networking.models import Firewall, FirewallRollout, Network
+from networking.models import Firewall, FirewallRollout, Network, related_model
 from portal import access
-from portal.models import Organisation, Role
-from provisioning.models import Cluster
-from provisioning.states import ClusterStatus
+from portal.actor import Action
+from portal.errors import Invalid
+from portal.models import Organisation
 
 RULE_FIELDS = ("direction", "protocol", "ports", "cidr", "label")
 
 
-def _can_change(request: HttpRequest, organisation: Organisation) -> bool:
-    role = access.role_in(request.user, organisation)
-    return role is not None and role.rank >= Role.MEMBER.rank
-
-
 def _networks(request: HttpRequest, organisation: Organisation) -> QuerySet[Network]:
-    return access.for_user(Network.objects.live(), request.user, organisation)
+    return access.for_user(Network.objects.live(), request.user, organisation=organisation)
 
 
 def _firewalls(request: HttpRequest, organisation: Organisation) -> QuerySet[Firewall]:
-    return access.for_user(Firewall.objects.live(), request.user, organisation)
+    return access.for_user(Firewall.objects.live(), request.user, organisation=organisation)
 
 
-def _form_errors(form: NetworkForm | FirewallForm, error: ValidationError) -> None:
+def _live_clusters() -> Prefetch:
+    """A network's clusters not yet gone, as `live_clusters` (provisioning's model, reached
+    through the relation)."""
+    clusters = related_model(Network, "clusters")._default_manager
+    live = clusters.exclude(status=services.CLUSTER_DELETED).only("name", "network_id")
+    return Prefetch("clusters", queryset=live, to_attr="live_clusters")
+
+
+def _form_errors(form: NetworkForm | FirewallForm, error: Invalid) -> None:
     for field, problems in error.message_dict.items():
         form.add_error(field if field in form.fields else None, problems)
 
@@ -40,28 +42,28 @@ def _form_errors(form: NetworkForm | FirewallForm, error: ValidationError) -> No
 @login_required
 def network_list(request: HttpRequest) -> HttpResponse:
     organisation = access.organisation_or_404(request)
+    actor = access.actor(request)
     form = NetworkForm(request.POST or None)
     if request.method == "POST":
-        access.require_role(request.user, organisation, Role.MEMBER)
+        actor.require(Action.CHANGE, organisation)  # a 403 before the form says anything
         if form.is_valid():
             data = form.cleaned_data
             try:
                 network = services.create_network(
-                    organisation, data["region"], data["name"], data["cidr"], request=request
+                    actor, organisation, data["region"], data["name"], data["cidr"]
                 )
-            except ValidationError as error:
+            except Invalid as error:
                 _form_errors(form, error)
             else:
                 messages.success(
                     request, f"Network {network.name} created (VXLAN {network.segment_id})."
                 )
                 return redirect("networking:network_list")
-    live = Cluster.objects.exclude(status=ClusterStatus.DELETED).only("name", "network_id")
     networks = (
         _networks(request, organisation)
         .select_related("region")
-        .annotate(ips_in_use=Count("allocations", distinct=True))
-        .prefetch_related(Prefetch("clusters", queryset=live, to_attr="live_clusters"))
+        .annotate(ips_in_use=Count("ports", distinct=True))
+        .prefetch_related(_live_clusters())
     )
     return render(
         request,
@@ -70,7 +72,7 @@ def network_list(request: HttpRequest) -> HttpResponse:
             "organisation": organisation,
             "networks": networks,
             "form": form,
-            "can_change": _can_change(request, organisation),
+            "can_change": access.can(request, Action.CHANGE, organisation),
         },
     )
 
@@ -78,13 +80,11 @@ def network_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def network_delete(request: HttpRequest, pk: str) -> HttpResponse:
-    network = get_object_or_404(
-        access.for_user(Network.objects.live(), request.user).select_related("organisation"),
-        uuid=pk,
+    network = access.get_or_404(
+        Network.objects.live().select_related("organisation"), request, Action.CHANGE, uuid=pk
     )
-    access.require_role(request.user, network.organisation, Role.MEMBER)
     try:
-        services.delete_network(network, request=request)
+        services.delete_network(access.actor(request), network)
     except services.InUse as error:
         messages.error(request, f"{error.message} Delete those clusters first.")
     else:
@@ -95,21 +95,22 @@ def network_delete(request: HttpRequest, pk: str) -> HttpResponse:
 @login_required
 def firewall_list(request: HttpRequest) -> HttpResponse:
     organisation = access.organisation_or_404(request)
+    actor = access.actor(request)
     networks = _networks(request, organisation)
     form = FirewallForm(request.POST or None, networks=networks)
     if request.method == "POST":
-        access.require_role(request.user, organisation, Role.MEMBER)
+        actor.require(Action.CHANGE, organisation)
         if form.is_valid():
             data = form.cleaned_data
             try:
                 firewall = services.create_firewall(
+                    actor,
                     organisation,
                     data["network"],
                     data["name"],
                     rules.default_rules(data["network"].cidr),
-                    request=request,
                 )
-            except ValidationError as error:
+            except Invalid as error:
                 _form_errors(form, error)
             else:
                 messages.success(
@@ -129,18 +130,20 @@ def firewall_list(request: HttpRequest) -> HttpResponse:
             "organisation": organisation,
             "firewalls": firewalls,
             "form": form,
-            "can_change": _can_change(request, organisation),
+            "can_change": access.can(request, Action.CHANGE, organisation),
         },
     )
 
 
-def _firewall(request: HttpRequest, pk: str) -> Firewall:
-    return get_object_or_404(
-        access.for_user(Firewall.objects.live(), request.user)
+def _firewall(request: HttpRequest, pk: str, action: Action = Action.VIEW) -> Firewall:
+    return access.get_or_404(
+        Firewall.objects.live()
         .select_related("network", "organisation")
         .prefetch_related(
             Prefetch("rollouts", FirewallRollout.objects.select_related("hypervisor"))
         ),
+        request,
+        action,
         uuid=pk,
     )
 
@@ -176,7 +179,7 @@ def _rules_partial(
             "rows": [(row, (errors or {}).get(str(i), {})) for i, row in enumerate(rows)],
             "directions": rules.DIRECTIONS,
             "protocols": rules.PROTOCOLS,
-            "can_change": _can_change(request, firewall.organisation),
+            "can_change": access.can(request, Action.CHANGE, firewall.organisation),
         },
     )
 
@@ -185,16 +188,13 @@ def _rules_partial(
 @require_http_methods(["GET", "POST"])
 def firewall_rules(request: HttpRequest, pk: str) -> HttpResponse:
     """GET: the rules (?edit=1: as a form); POST: save them (a new revision, rolled out)."""
-    firewall = _firewall(request, pk)
+    editing = request.method == "POST" or request.GET.get("edit") == "1"
+    firewall = _firewall(request, pk, Action.CHANGE if editing else Action.VIEW)
     if request.method == "GET":
-        editing = request.GET.get("edit") == "1"
-        if editing:
-            access.require_role(request.user, firewall.organisation, Role.MEMBER)
         return _rules_partial(request, firewall, editing=editing)
-    access.require_role(request.user, firewall.organisation, Role.MEMBER)
     rows = _rules_from_post(request)
     try:
-        services.update_firewall(firewall, request=request, rule_list=rows)
+        services.update_firewall(access.actor(request), firewall, rule_list=rows)
     except rules.InvalidRules as error:
         return _rules_partial(request, firewall, editing=True, rows=rows, errors=error.errors)
     return _rules_partial(request, _firewall(request, pk))
@@ -203,13 +203,12 @@ def firewall_rules(request: HttpRequest, pk: str) -> HttpResponse:
 @login_required
 @require_POST
 def firewall_delete(request: HttpRequest, pk: str) -> HttpResponse:
-    firewall = _firewall(request, pk)
-    access.require_role(request.user, firewall.organisation, Role.MEMBER)
+    firewall = _firewall(request, pk, Action.CHANGE)
     try:
-        services.delete_firewall(firewall, request=request)
+        services.delete_firewall(access.actor(request), firewall)
     except services.InUse as error:
         messages.error(request, f"{error.message} Delete those clusters first.")
-    except ValidationError as error:
+    except Invalid as error:
         messages.error(request, " ".join(error.messages))
     else:
         messages.success(request, f"Firewall {firewall.name} deleted.")

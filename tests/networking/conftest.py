@@ -1,4 +1,8 @@
-"""A region with two libvirt test-driver hypervisors, and a factory of clusters with nodes."""
+"""A region with two libvirt test-driver hypervisors, and a factory of clusters with nodes.
+
+Importing the worker's tasks registers them, so a rollout enqueued by name runs eagerly
+here as in a worker.
+"""
 
 from collections.abc import Callable
 from decimal import Decimal
@@ -7,11 +11,20 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 
-from networking import ipam, services
+import provisioning.tasks  # noqa: F401  (registers the rollout task)
+from networking import services
 from networking.models import Firewall, Network
-from portal.models import Organisation
+from portal.actor import Actor
+from portal.models import Organisation, Role
+from provisioning import addresses
 from provisioning.drivers.xml import test_node_xml
 from provisioning.models import Cluster, Hypervisor, K3sVersion, Node, NodePool, NodeSize, Region
+
+
+def owner(organisation: Organisation) -> Actor:
+    """The organisation's owner (alice for acme, bob for bobco), acting in it."""
+    membership = organisation.memberships.select_related("user").get(role=Role.OWNER)
+    return Actor(user=membership.user, organisation=organisation)
 
 
 @pytest.fixture
@@ -32,7 +45,7 @@ def hypervisors(region: Region, tmp_path: Path) -> list[Hypervisor]:
 
 @pytest.fixture
 def acme_net(acme: Organisation, region: Region, alice: User) -> Network:
-    return services.create_network(acme, region, "web", "10.20.0.0/24", request=None)
+    return services.create_network(owner(acme), acme, region, "web", "10.20.0.0/24")
 
 
 def default_firewall(network: Network) -> Firewall:
@@ -78,7 +91,7 @@ def make_cluster(db: None) -> MakeCluster:
                 hypervisor=host,
             )
             if allocate:
-                ipam.allocate(node)
+                addresses.allocate(node)
         return cluster
 
     return make

@@ -6,10 +6,11 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
+from networking import services
 from networking.models import Firewall, Network
 from portal.models import AuditEntry, Organisation
 from provisioning.models import Cluster, Hypervisor, Region
-from tests.networking.conftest import MakeCluster, default_firewall
+from tests.networking.conftest import MakeCluster, default_firewall, owner
 
 Api = Callable[[User, Organisation], APIClient]
 
@@ -48,7 +49,8 @@ def test_create_and_read_a_network(as_alice: APIClient, acme: Organisation) -> N
         "created_at": body["created_at"],
     }
     assert as_alice.get(f"/api/v1/networks/{network.uuid}").json() == body
-    assert as_alice.get("/api/v1/networks").json() == [body]
+    listed = as_alice.get("/api/v1/networks").json()
+    assert listed == {"count": 1, "next": None, "previous": None, "results": [body]}
     assert AuditEntry.objects.filter(action="network.create", organisation=acme).exists()
 
 
@@ -202,17 +204,15 @@ def test_list_endpoints_run_constant_queries(
     hypervisors: list[Hypervisor],
     django_assert_max_num_queries,
 ) -> None:
-    from networking import services
-
     for i in range(4):
-        network = services.create_network(acme, region, f"n{i}", "10.0.0.0/24", request=None)
+        network = services.create_network(owner(acme), acme, region, f"n{i}", "10.0.0.0/24")
         make_cluster(network, hypervisors)
         Firewall.objects.filter(network=network).update(revision=2)
     with django_assert_max_num_queries(8):
-        assert len(as_alice.get("/api/v1/networks").json()) == 4
+        assert len(as_alice.get("/api/v1/networks").json()["results"]) == 4
     with django_assert_max_num_queries(9):
-        assert len(as_alice.get("/api/v1/firewalls").json()) == 4
-    assert {n["ips_in_use"] for n in as_alice.get("/api/v1/networks").json()} == {2}
+        assert len(as_alice.get("/api/v1/firewalls").json()["results"]) == 4
+    assert {n["ips_in_use"] for n in as_alice.get("/api/v1/networks").json()["results"]} == {2}
 
 
 # --- Tenant scoping of every endpoint ------------------------------------------------------
@@ -228,8 +228,8 @@ def test_another_organisation_sees_nothing(
 ) -> None:
     net, fw = acme_objects
     client = api(bob, bobco)
-    assert client.get("/api/v1/networks").json() == []
-    assert client.get("/api/v1/firewalls").json() == []
+    assert client.get("/api/v1/networks").json()["results"] == []
+    assert client.get("/api/v1/firewalls").json()["results"] == []
     for url in (f"/api/v1/networks/{net}", f"/api/v1/firewalls/{fw}"):
         assert client.get(url).status_code == 404
         assert client.delete(url).status_code == 404

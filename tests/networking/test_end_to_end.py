@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
-from networking.models import IpAllocation, Network
+from networking.models import Network, Port
 from portal.models import Organisation
 from provisioning.drivers import get_driver
 from provisioning.models import Hypervisor, Region
@@ -65,7 +65,7 @@ def test_two_tenants_same_cidr_launch_and_give_everything_back(
     for client, cluster, net, _ in clusters:
         assert client.delete(f"/api/v1/networks/{net['id']}").status_code == 409
         assert client.delete(f"/api/v1/clusters/{cluster['id']}").status_code == 202
-    assert not IpAllocation.objects.exists()
+    assert not Port.objects.exists()
     assert tenant_networks_on_hosts() == set()
     for client, _, net, _ in clusters:
         assert client.delete(f"/api/v1/networks/{net['id']}").status_code == 204

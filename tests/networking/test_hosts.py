@@ -3,16 +3,18 @@ and removed with the last, static leases, and the firewall honestly "not enforce
 
 import pytest
 
-from networking import hosts, ipam, services, tasks
+from networking import services
 from networking.models import FirewallRollout, Network
 from observability.models import Event
 from portal.models import Organisation
+from provisioning import addresses, host_network
 from provisioning.drivers import get_driver
 from provisioning.drivers import xml as lvxml
 from provisioning.drivers.base import NetworkSpec
 from provisioning.models import Cluster, Hypervisor, Node
 from provisioning.states import NodeStatus
-from tests.networking.conftest import MakeCluster, default_firewall
+from provisioning.tasks import network as network_tasks
+from tests.networking.conftest import MakeCluster, default_firewall, owner
 
 
 def defined(host: Hypervisor, network: Network) -> NetworkSpec | None:
@@ -27,8 +29,8 @@ def leave(node: Node) -> None:
     """What the pipeline's release does around detach: node deleting, address back."""
     Node.objects.filter(pk=node.pk).update(status=NodeStatus.DELETING)
     node.refresh_from_db()
-    ipam.release(node)
-    hosts.detach(node, get_driver(node.hypervisor.uri))  # type: ignore[union-attr]
+    addresses.release(node)
+    host_network.detach(node, get_driver(node.hypervisor.uri))  # type: ignore[union-attr]
 
 
 def test_attach_defines_the_network_with_a_lease_per_node(
@@ -37,10 +39,10 @@ def test_attach_defines_the_network_with_a_lease_per_node(
     hv1, hv2 = hypervisors
     first, second, elsewhere = make_cluster(acme_net, [hv1, hv1, hv2]).nodes.order_by("id")
     assert defined(hv1, acme_net) is None
-    nic = hosts.attach(first, get_driver(hv1.uri))
+    nic = host_network.attach(first, get_driver(hv1.uri))
     assert (nic.network, nic.mac, nic.ip) == (
         acme_net.libvirt_name,
-        ipam.mac_for(first),
+        addresses.mac_of(first),
         "10.20.0.2",
     )
     assert nic.nwfilter is None  # the test driver cannot enforce it, so nothing refers to it
@@ -54,13 +56,13 @@ def test_attach_defines_the_network_with_a_lease_per_node(
     )
     # Both live nodes on hv-1 have their static lease; the one on hv-2 does not belong here.
     assert [(h.mac, h.ip, h.name) for h in spec.dhcp_hosts] == [
-        (ipam.mac_for(first), "10.20.0.2", first.domain_name),
-        (ipam.mac_for(second), "10.20.0.3", second.domain_name),
+        (addresses.mac_of(first), "10.20.0.2", first.domain_name),
+        (addresses.mac_of(second), "10.20.0.3", second.domain_name),
     ]
-    hosts.attach(second, get_driver(hv1.uri))
+    host_network.attach(second, get_driver(hv1.uri))
     assert defined(hv1, acme_net) == spec  # idempotent: the same network again
     assert defined(hv2, acme_net) is None
-    hosts.attach(elsewhere, get_driver(hv2.uri))
+    host_network.attach(elsewhere, get_driver(hv2.uri))
     assert [h.ip for h in defined(hv2, acme_net).dhcp_hosts] == ["10.20.0.4"]  # type: ignore[union-attr]
 
 
@@ -70,13 +72,13 @@ def test_detach_drops_the_lease_then_the_network_idempotently(
     hv1 = hypervisors[0]
     first, second = make_cluster(acme_net, [hv1, hv1]).nodes.order_by("id")
     for node in (first, second):
-        hosts.attach(node, get_driver(hv1.uri))
+        host_network.attach(node, get_driver(hv1.uri))
     leave(first)
     spec = defined(hv1, acme_net)
     assert spec is not None and [h.name for h in spec.dhcp_hosts] == [second.domain_name]
     leave(second)
     assert defined(hv1, acme_net) is None
-    hosts.detach(second, get_driver(hv1.uri))  # twice: still gone, no error
+    host_network.detach(second, get_driver(hv1.uri))  # twice: still gone, no error
     assert defined(hv1, acme_net) is None
     assert not FirewallRollout.objects.exists()  # the firewall left the host with its nodes
 
@@ -88,11 +90,11 @@ def test_another_network_on_the_host_keeps_its_own(
     hypervisors: list[Hypervisor],
 ) -> None:
     hv1 = hypervisors[0]
-    other = services.create_network(acme, acme_net.region, "db", "10.30.0.0/24", request=None)
+    other = services.create_network(owner(acme), acme, acme_net.region, "db", "10.30.0.0/24")
     a = make_cluster(acme_net, [hv1]).nodes.get()
     b = make_cluster(other, [hv1]).nodes.get()
-    hosts.attach(a, get_driver(hv1.uri))
-    hosts.attach(b, get_driver(hv1.uri))
+    host_network.attach(a, get_driver(hv1.uri))
+    host_network.attach(b, get_driver(hv1.uri))
     leave(a)
     assert defined(hv1, acme_net) is None
     assert defined(hv1, other) is not None
@@ -102,7 +104,7 @@ def test_attach_records_that_the_firewall_is_not_enforced(
     acme_net: Network, make_cluster: MakeCluster, hypervisors: list[Hypervisor]
 ) -> None:
     node = make_cluster(acme_net, hypervisors[:1]).nodes.get()
-    hosts.attach(node, get_driver(hypervisors[0].uri))
+    host_network.attach(node, get_driver(hypervisors[0].uri))
     rollout = FirewallRollout.objects.get()
     assert (rollout.firewall, rollout.hypervisor, rollout.enforced) == (
         default_firewall(acme_net),
@@ -127,7 +129,7 @@ def test_rule_change_rolls_out_with_events(
     new_rules = [*firewall.rules, {"direction": "ingress", "protocol": "tcp", "ports": "443",
                                    "cidr": "0.0.0.0/0"}]  # fmt: skip
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        services.update_firewall(firewall, request=None, rule_list=new_rules)
+        services.update_firewall(owner(firewall.organisation), firewall, rule_list=new_rules)
     assert callbacks  # the rollout waited for the commit
     messages = list(Event.objects.filter(cluster=behind).values_list("message", flat=True))
     assert messages == [
@@ -142,13 +144,13 @@ def test_rule_change_rolls_out_with_events(
         )
     ) == [("hv-1", 2, False), ("hv-2", 2, False)]
     # A redelivered rollout finds every host at this revision and repeats nothing.
-    tasks.rollout_firewall(firewall.pk)
+    network_tasks.rollout_firewall(firewall.pk)
     assert Event.objects.filter(cluster=behind).count() == 3
 
 
 def test_unchanged_rules_are_no_new_revision(acme_net: Network) -> None:
     firewall = default_firewall(acme_net)
-    services.update_firewall(firewall, request=None, rule_list=list(firewall.rules))
+    services.update_firewall(owner(firewall.organisation), firewall, rule_list=list(firewall.rules))
     firewall.refresh_from_db()
     assert firewall.revision == 1
 
@@ -160,4 +162,4 @@ def test_not_enforced_reason_only_blames_the_test_driver(uri: str) -> None:
 
     real = Real()
     real.uri = uri  # type: ignore[attr-defined]
-    assert "test driver" not in hosts.not_enforced_reason(real)  # type: ignore[arg-type]
+    assert "test driver" not in host_network.not_enforced_reason(real)  # type: ignore[arg-type]

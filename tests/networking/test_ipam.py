@@ -7,18 +7,19 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection, connections
 
-from networking import ipam, services
-from networking.models import IpAllocation, Network
+from networking import services
+from networking.models import Network, Port
 from portal.models import Organisation
+from provisioning import addresses
 from provisioning.models import Hypervisor, Node, Region
-from tests.networking.conftest import MakeCluster
+from tests.networking.conftest import MakeCluster, owner
 
 
 def test_lowest_free_address_after_the_gateway(
     acme_net: Network, make_cluster: MakeCluster, hypervisors: list[Hypervisor]
 ) -> None:
     cluster = make_cluster(acme_net, hypervisors * 2)
-    assert [ipam.address_of(n) for n in cluster.nodes.order_by("id")] == [
+    assert [addresses.address_of(n) for n in cluster.nodes.order_by("id")] == [
         "10.20.0.2",
         "10.20.0.3",
         "10.20.0.4",
@@ -31,31 +32,33 @@ def test_release_gives_the_address_back_and_is_idempotent(
 ) -> None:
     cluster = make_cluster(acme_net, hypervisors * 2)
     second = cluster.nodes.order_by("id")[1]
-    ipam.release(second)
-    ipam.release(second)
-    assert ipam.address_of(second) is None
-    assert ipam.address_of(Node.objects.get(pk=second.pk)) is None
-    assert IpAllocation.objects.filter(network=acme_net).count() == 3
+    addresses.release(second)
+    addresses.release(second)
+    assert addresses.address_of(second) is None
+    assert addresses.address_of(Node.objects.get(pk=second.pk)) is None
+    assert Port.objects.filter(network=acme_net).count() == 3
     # The hole is the lowest free address, so it is handed out next.
     newcomer = make_cluster(acme_net, hypervisors[:1]).nodes.get()
-    assert ipam.address_of(newcomer) == "10.20.0.3"
+    assert addresses.address_of(newcomer) == "10.20.0.3"
 
 
 def test_allocate_is_idempotent(
     acme_net: Network, make_cluster: MakeCluster, hypervisors: list[Hypervisor]
 ) -> None:
     node = make_cluster(acme_net, hypervisors[:1]).nodes.get()
-    assert ipam.allocate(node) == ipam.allocate(Node.objects.get(pk=node.pk)) == "10.20.0.2"
-    assert IpAllocation.objects.filter(node=node).count() == 1
+    assert (
+        addresses.allocate(node) == addresses.allocate(Node.objects.get(pk=node.pk)) == "10.20.0.2"
+    )
+    assert Port.objects.filter(owner=str(node.uuid)).count() == 1
 
 
 def test_a_full_network_never_hands_out_network_gateway_or_broadcast(
     acme: Organisation, region: Region, make_cluster: MakeCluster, hypervisors: list[Hypervisor]
 ) -> None:
-    small = services.create_network(acme, region, "tiny", "192.168.7.16/28", request=None)
+    small = services.create_network(owner(acme), acme, region, "tiny", "192.168.7.16/28")
     cluster = make_cluster(small, [hypervisors[0]] * 13)
-    addresses = {ipam.address_of(n) for n in cluster.nodes.all()}
-    assert addresses == {f"192.168.7.{i}" for i in range(18, 31)}  # .16 net, .17 gw, .31 bcast
+    held = {addresses.address_of(n) for n in cluster.nodes.all()}
+    assert held == {f"192.168.7.{i}" for i in range(18, 31)}  # .16 net, .17 gw, .31 bcast
     with pytest.raises(ValidationError) as caught:
         make_cluster(small, [hypervisors[0]])
     assert caught.value.message_dict == {"network": ["no free address in 192.168.7.16/28"]}
@@ -68,19 +71,19 @@ def test_same_cidr_in_two_networks_allocates_independently(
     make_cluster: MakeCluster,
     hypervisors: list[Hypervisor],
 ) -> None:
-    bob_net = services.create_network(bobco, region, "web", acme_net.cidr, request=None)
+    bob_net = services.create_network(owner(bobco), bobco, region, "web", acme_net.cidr)
     a = make_cluster(acme_net, hypervisors[:1]).nodes.get()
     b = make_cluster(bob_net, hypervisors[:1]).nodes.get()
-    assert ipam.address_of(a) == ipam.address_of(b) == "10.20.0.2"
+    assert addresses.address_of(a) == addresses.address_of(b) == "10.20.0.2"
 
 
 def test_mac_is_deterministic_and_locally_administered(
     acme_net: Network, make_cluster: MakeCluster, hypervisors: list[Hypervisor]
 ) -> None:
     a, b = make_cluster(acme_net, hypervisors).nodes.order_by("id")
-    assert ipam.mac_for(a) == ipam.mac_for(Node.objects.get(pk=a.pk))
-    assert ipam.mac_for(a).startswith("52:54:00:") and len(ipam.mac_for(a)) == 17
-    assert ipam.mac_for(a) != ipam.mac_for(b)
+    assert addresses.mac_of(a) == addresses.mac_of(Node.objects.get(pk=a.pk))
+    assert addresses.mac_of(a).startswith("52:54:00:") and len(addresses.mac_of(a)) == 17
+    assert addresses.mac_of(a) != addresses.mac_of(b)
 
 
 @pytest.mark.skipif(
@@ -91,7 +94,7 @@ def test_mac_is_deterministic_and_locally_administered(
 def test_100_concurrent_allocations_never_duplicate(
     acme: Organisation, region: Region, make_cluster: MakeCluster, hypervisors: list[Hypervisor]
 ) -> None:
-    network = services.create_network(acme, region, "busy", "10.50.0.0/24", request=None)
+    network = services.create_network(owner(acme), acme, region, "busy", "10.50.0.0/24")
     nodes = list(make_cluster(network, [hypervisors[0]] * 100, allocate=False).nodes.all())
     start = threading.Barrier(len(nodes))
     errors: list[BaseException] = []
@@ -99,7 +102,7 @@ def test_100_concurrent_allocations_never_duplicate(
     def allocate(node: Node) -> None:
         try:
             start.wait()
-            ipam.allocate(node)
+            addresses.allocate(node)
         except BaseException as err:  # reported below, a thread cannot fail the test itself
             errors.append(err)
         finally:
@@ -111,6 +114,6 @@ def test_100_concurrent_allocations_never_duplicate(
     for thread in threads:
         thread.join()
     assert errors == []
-    addresses = list(IpAllocation.objects.filter(network=network).values_list("address", flat=True))
-    assert len(addresses) == len(set(addresses)) == 100
-    assert set(addresses) == {f"10.50.0.{i}" for i in range(2, 102)}
+    held = list(Port.objects.filter(network=network).values_list("address", flat=True))
+    assert len(held) == len(set(held)) == 100
+    assert set(held) == {f"10.50.0.{i}" for i in range(2, 102)}

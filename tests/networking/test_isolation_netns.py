@@ -4,7 +4,7 @@ Two organisations create a network with the same CIDR through the product; each 
 segment is then built on two "hypervisors" (namespaces joined by a veth underlay) the way a
 host carries it: a bridge `tnbr<VNI>` (MTU 1450) with a VXLAN device of that VNI enslaved,
 and each node's "VM" (a namespace) on a veth port with the MAC and address of its static
-DHCP entry (`networking.hosts.network_spec`). Bridges and VXLAN devices are created only
+DHCP entry (`provisioning.host_network.network_spec`). Bridges and VXLAN devices are created only
 when missing, as a host re-uses what is there, so two networks given one VNI would share a
 bridge and these tests would see it.
 
@@ -17,11 +17,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from networking import hosts, services
+from networking import services
 from networking.models import Network
 from portal.models import Organisation
+from provisioning import host_network
 from provisioning.models import Hypervisor, Node, Region
-from tests.networking.conftest import MakeCluster
+from tests.networking.conftest import MakeCluster, owner
 from tests.networking.netns import Lab, ip, unavailable
 
 CIDR = "10.0.0.0/24"  # both organisations chose it
@@ -76,8 +77,8 @@ def build(lab: Lab, hypervisors: list[Hypervisor], networks: list[Network]) -> T
         ns = host_ns[hv.name]
         (remote,) = (address for name, address in underlay.items() if name != hv.name)
         for network in networks:
-            on_host = hosts.live_nodes().filter(cluster__network=network, hypervisor=hv)
-            spec = hosts.network_spec(network, on_host)
+            on_host = host_network.live_nodes().filter(cluster__network=network, hypervisor=hv)
+            spec = host_network.network_spec(network, on_host)
             ensure_link(ns, spec.bridge, "mtu", str(spec.mtu), "type", "bridge")
             vxlan = vxlan_name(spec.segment_id)
             ensure_link(
@@ -110,8 +111,8 @@ def topology(
 ) -> Iterator[Topology]:
     """acme: a1 (hv-1) and a2 (hv-2); bobco: b1, b3 on hv-1 and b2, b4 on hv-2."""
     hv1, hv2 = hypervisors
-    net_a = services.create_network(acme, region, "shared", CIDR, request=None)
-    net_b = services.create_network(bobco, region, "shared", CIDR, request=None)
+    net_a = services.create_network(owner(acme), acme, region, "shared", CIDR)
+    net_b = services.create_network(owner(bobco), bobco, region, "shared", CIDR)
     make_cluster(net_a, [hv1, hv2])
     make_cluster(net_b, [hv1, hv2, hv1, hv2])
     with Lab() as lab:

@@ -8,7 +8,7 @@ from django.test import Client
 from networking.models import Firewall, Network
 from portal.models import Organisation
 from provisioning.models import Hypervisor, Region
-from tests.networking.conftest import MakeCluster, default_firewall
+from tests.networking.conftest import MakeCluster, default_firewall, owner
 
 Browser = Callable[[User], Client]
 
@@ -127,7 +127,7 @@ def test_pages_run_constant_queries(
 
     browser = browser_for(alice)
     for i in range(4):
-        network = services.create_network(acme, region, f"n{i}", "10.0.0.0/24", request=None)
+        network = services.create_network(owner(acme), acme, region, f"n{i}", "10.0.0.0/24")
         make_cluster(network, hypervisors)
     with django_assert_max_num_queries(14):
         assert browser.get("/networks/").status_code == 200

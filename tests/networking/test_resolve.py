@@ -7,11 +7,11 @@ from networking import services
 from networking.models import Firewall, Network
 from portal.models import Organisation
 from provisioning.models import Region
-from tests.networking.conftest import default_firewall
+from tests.networking.conftest import default_firewall, owner
 
 
 def test_default_network_is_created_once_per_region(acme: Organisation, region: Region) -> None:
-    network, firewall = services.resolve_for_cluster(acme, region, None, None)
+    network, firewall = services.resolve_for_cluster(owner(acme), acme, region, None, None)
     assert (network.name, network.cidr, network.gateway, network.is_default) == (
         "default",
         "10.0.0.0/24",
@@ -19,19 +19,24 @@ def test_default_network_is_created_once_per_region(acme: Organisation, region: 
         True,
     )
     assert firewall == default_firewall(network)
-    assert services.resolve_for_cluster(acme, region, None, None) == (network, firewall)
+    assert services.resolve_for_cluster(owner(acme), acme, region, None, None) == (
+        network,
+        firewall,
+    )
     other = Region.objects.create(slug="us-1", name="US 1")
-    second, _ = services.resolve_for_cluster(acme, other, None, None)
+    second, _ = services.resolve_for_cluster(owner(acme), acme, other, None, None)
     assert second != network and second.name == "default-us-1"
 
 
 def test_given_network_and_firewall(acme: Organisation, acme_net: Network, region: Region) -> None:
-    firewall = services.create_firewall(acme, acme_net, "strict", [], request=None)
-    assert services.resolve_for_cluster(acme, region, str(acme_net.uuid), str(firewall.uuid)) == (
+    firewall = services.create_firewall(owner(acme), acme, acme_net, "strict", [])
+    assert services.resolve_for_cluster(
+        owner(acme), acme, region, str(acme_net.uuid), str(firewall.uuid)
+    ) == (
         acme_net,
         firewall,
     )
-    assert services.resolve_for_cluster(acme, region, str(acme_net.uuid), None)[1] == (
+    assert services.resolve_for_cluster(owner(acme), acme, region, str(acme_net.uuid), None)[1] == (
         default_firewall(acme_net)
     )
 
@@ -39,13 +44,15 @@ def test_given_network_and_firewall(acme: Organisation, acme_net: Network, regio
 def test_another_organisations_ids_are_refused(
     acme_net: Network, bobco: Organisation, region: Region
 ) -> None:
-    bob_net = services.create_network(bobco, region, "b", "10.0.0.0/24", request=None)
+    bob_net = services.create_network(owner(bobco), bobco, region, "b", "10.0.0.0/24")
     with pytest.raises(ValidationError) as caught:
-        services.resolve_for_cluster(bobco, region, str(acme_net.uuid), None)
+        services.resolve_for_cluster(owner(bobco), bobco, region, str(acme_net.uuid), None)
     assert "network" in caught.value.message_dict
     acme_fw = Firewall.objects.get(network=acme_net)
     with pytest.raises(ValidationError) as caught:
-        services.resolve_for_cluster(bobco, region, str(bob_net.uuid), str(acme_fw.uuid))
+        services.resolve_for_cluster(
+            owner(bobco), bobco, region, str(bob_net.uuid), str(acme_fw.uuid)
+        )
     assert "firewall" in caught.value.message_dict
 
 
@@ -54,12 +61,12 @@ def test_wrong_region_foreign_firewall_and_garbage(
 ) -> None:
     other = Region.objects.create(slug="us-1", name="US 1")
     with pytest.raises(ValidationError, match="another region"):
-        services.resolve_for_cluster(acme, other, str(acme_net.uuid), None)
-    second = services.create_network(acme, region, "db", "10.30.0.0/24", request=None)
+        services.resolve_for_cluster(owner(acme), acme, other, str(acme_net.uuid), None)
+    second = services.create_network(owner(acme), acme, region, "db", "10.30.0.0/24")
     with pytest.raises(ValidationError, match="belongs to another network"):
         services.resolve_for_cluster(
-            acme, region, str(acme_net.uuid), str(default_firewall(second).uuid)
+            owner(acme), acme, region, str(acme_net.uuid), str(default_firewall(second).uuid)
         )
     with pytest.raises(ValidationError) as caught:
-        services.resolve_for_cluster(acme, region, "not-a-uuid", None)
+        services.resolve_for_cluster(owner(acme), acme, region, "not-a-uuid", None)
     assert "network" in caught.value.message_dict

@@ -4,6 +4,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from networking import ipam, rules
+from provisioning import host_network
 
 
 @pytest.mark.parametrize(
@@ -90,7 +91,7 @@ def test_rules_must_be_a_list() -> None:
 
 
 def test_default_rules_open_the_api_and_the_network_only() -> None:
-    specs = [rules.to_spec(r) for r in rules.default_rules("10.9.0.0/24")]
+    specs = [host_network.rule_spec(r) for r in rules.default_rules("10.9.0.0/24")]
     ingress = [s for s in specs if s.direction == "ingress"]
     assert {(s.protocol, s.port_min, s.port_max, s.cidr) for s in ingress} == {
         ("all", None, None, "10.9.0.0/24"),

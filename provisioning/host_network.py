@@ -6,13 +6,15 @@ database (the live nodes on it), so a repeated or concurrent call converges.
 
 from django.db.models import QuerySet
 
-from networking import ipam, rules
+from networking import rules
 from networking.models import Firewall, FirewallRollout, Network
 from observability import events
 from observability.models import EventState
+from provisioning import addresses
 from provisioning.drivers import get_driver
 from provisioning.drivers.base import (
     DhcpHost,
+    FirewallRuleSpec,
     HypervisorDriver,
     NetworkSpec,
     NicSpec,
@@ -32,10 +34,9 @@ def live_nodes() -> QuerySet[Node]:
 def network_spec(network: Network, nodes: QuerySet[Node]) -> NetworkSpec:
     """The libvirt network with one static lease per node given that holds an address."""
     hosts = [
-        DhcpHost(mac=ipam.mac_for(n), ip=n.ip_allocation.address, name=n.domain_name)
-        for n in nodes.filter(ip_allocation__isnull=False).select_related(
-            "cluster", "ip_allocation"
-        )
+        DhcpHost(mac=n.port.mac, ip=n.port.address, name=n.domain_name)
+        for n in nodes.filter(port__isnull=False).select_related("cluster", "port")
+        if n.port is not None
     ]
     return NetworkSpec(
         name=network.libvirt_name,
@@ -47,11 +48,23 @@ def network_spec(network: Network, nodes: QuerySet[Node]) -> NetworkSpec:
     )
 
 
+def rule_spec(rule: rules.Rule) -> FirewallRuleSpec:
+    ports = rule.get("ports")
+    first, last = rules.parse_ports(ports) if ports else (None, None)
+    return FirewallRuleSpec(
+        direction=rule["direction"],
+        protocol=rule["protocol"],
+        port_min=first,
+        port_max=last,
+        cidr=rule["cidr"],
+    )
+
+
 def nwfilter_spec(firewall: Firewall) -> NwfilterSpec:
     return NwfilterSpec(
         name=firewall.nwfilter_name,
         network_cidr=firewall.network.cidr,
-        rules=tuple(rules.to_spec(r) for r in firewall.rules),
+        rules=tuple(rule_spec(r) for r in firewall.rules),
     )
 
 
@@ -81,8 +94,8 @@ def _apply_firewall(firewall: Firewall, hypervisor: Hypervisor, driver: Hypervis
 def attach(node: Node, driver: HypervisorDriver) -> NicSpec:
     """Before the node's domain is defined: its network (and firewall) on its hypervisor."""
     hypervisor = node.hypervisor
-    address = ipam.address_of(node)
-    if hypervisor is None or address is None:
+    address, mac = addresses.address_of(node), addresses.mac_of(node)
+    if hypervisor is None or address is None or mac is None:
         raise PermanentDriverError("invalid_config", f"{node.name} has no host or no address")
     network = node.cluster.network
     on_host = live_nodes().filter(cluster__network=network, hypervisor=hypervisor)
@@ -92,7 +105,7 @@ def attach(node: Node, driver: HypervisorDriver) -> NicSpec:
     enforced = _apply_firewall(firewall, hypervisor, driver)
     return NicSpec(
         network=network.libvirt_name,
-        mac=ipam.mac_for(node),
+        mac=mac,
         ip=address,
         nwfilter=firewall.nwfilter_name if enforced else None,
     )

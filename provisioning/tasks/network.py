@@ -1,14 +1,19 @@
-"""Celery tasks of tenant networking: thin, ids only, idempotent."""
+"""Celery tasks of tenant networks on hypervisors: thin, ids only, idempotent.
+
+The task keeps its `networking.` name: networking enqueues it by that name, since it
+cannot import provisioning.
+"""
 
 from celery import shared_task
 
-from networking import hosts
 from networking.models import Firewall
+from networking.services import ROLLOUT_TASK
+from provisioning import host_network
 from provisioning.drivers.base import TransientDriverError
 
 
 @shared_task(
-    name="networking.rollout_firewall",
+    name=ROLLOUT_TASK,
     acks_late=True,
     autoretry_for=(TransientDriverError,),
     retry_backoff=True,
@@ -17,4 +22,4 @@ from provisioning.drivers.base import TransientDriverError
 def rollout_firewall(firewall_id: int) -> None:
     firewall = Firewall.objects.select_related("network").filter(pk=firewall_id).first()
     if firewall is not None:  # deleted meanwhile: nothing left to roll out
-        hosts.roll_out(firewall)
+        host_network.roll_out(firewall)
