@@ -13,6 +13,8 @@ from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
+from portal import access
+from portal.actor import Actor
 from provisioning import inventory
 from provisioning.models import (
     BaseImage,
@@ -133,12 +135,12 @@ class HypervisorAdmin(admin.ModelAdmin):
         self,
         request: HttpRequest,
         queryset: QuerySet[Hypervisor],
-        change: Callable[[Hypervisor, HttpRequest], bool],
+        change: Callable[[Actor, Hypervisor], bool],
     ) -> None:
-        changed = 0
+        changed, actor = 0, access.actor(request)
         for hypervisor in queryset:
             try:
-                changed += change(hypervisor, request)
+                changed += change(actor, hypervisor)
             except inventory.HypervisorStateConflict as err:
                 self.message_user(request, str(err), messages.WARNING)
         self.message_user(request, f"{changed} hypervisor(s) changed.")
