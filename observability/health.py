@@ -3,11 +3,11 @@
 from dataclasses import dataclass
 from datetime import timedelta
 
+from celery import current_app
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from cloud.celery import app
 from observability.models import WorkerHeartbeat
 
 
@@ -29,7 +29,8 @@ def database() -> Check:
 
 def broker() -> Check:
     try:
-        with app.connection_for_write() as conn:
+        # The project's app (cloud.celery), without this lower layer importing the project.
+        with current_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
             return Check("broker", True, conn.transport_cls)
     except Exception as error:
