@@ -51,7 +51,8 @@ def launch(port: int, token: str, clusters: int, nodes: int, timeout: float) -> 
     wanted = {c["id"] for c in created}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        rows = {c["id"]: c for c in portal.api(port, token, "GET", "/api/v1/clusters")}
+        listed = portal.api(port, token, "GET", "/api/v1/clusters")["results"]
+        rows = {c["id"]: c for c in listed}
         broken = [c for c in rows.values() if c["status"] in ("failed", "degraded")]
         if broken:
             errors = [
