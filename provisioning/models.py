@@ -7,7 +7,17 @@ from django.db import models
 from django.db.models import Q
 
 from portal.fields import EncryptedTextField
-from provisioning.states import LIVE_CLUSTER, ClusterStatus, NodeStatus, Step
+from provisioning.failures import NodeError
+from provisioning.states import (
+    CLUSTER_LIVE,
+    CLUSTER_TRANSITIONS,
+    HYPERVISOR_TRANSITIONS,
+    NODE_TRANSITIONS,
+    ClusterStatus,
+    HypervisorState,
+    NodeStatus,
+)
+from provisioning.steps import Step
 
 DOMAIN_PREFIX = "k3s-"
 
@@ -27,13 +37,6 @@ class Region(models.Model):
 
     def __str__(self) -> str:
         return self.slug
-
-
-class HypervisorState(models.TextChoices):
-    ACTIVE = "active"
-    CORDONED = "cordoned"
-    MAINTENANCE = "maintenance"
-    OFFLINE = "offline"
 
 
 class Hypervisor(models.Model):
@@ -60,6 +63,9 @@ class Hypervisor(models.Model):
     last_error = models.CharField(max_length=500, blank=True)
     # SSH key or TLS client key for a remote URI, Fernet-encrypted (see portal.secrets).
     credentials = EncryptedTextField(db_column="credentials_encrypted", blank=True)
+
+    TRANSITIONS = HYPERVISOR_TRANSITIONS
+    STATE_FIELD = "state"
 
     class Meta:
         ordering = ["region__slug", "name"]
@@ -164,12 +170,14 @@ class Cluster(models.Model):
     client_ca_key = EncryptedTextField(db_column="client_ca_key_encrypted", blank=True)
     join_token = EncryptedTextField(db_column="join_token_encrypted", blank=True)
 
+    TRANSITIONS = CLUSTER_TRANSITIONS
+
     class Meta:
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(
                 fields=["organisation", "name"],
-                condition=Q(status__in=LIVE_CLUSTER),
+                condition=Q(status__in=CLUSTER_LIVE),
                 name="cluster_name_unique_while_live",
             )
         ]
@@ -222,6 +230,7 @@ class Node(models.Model):
     ready_at = models.DateTimeField(null=True, blank=True)
 
     organisation_path = "cluster__organisation"
+    TRANSITIONS = NODE_TRANSITIONS
 
     class Meta:
         ordering = ["id"]

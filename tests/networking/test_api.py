@@ -101,6 +101,7 @@ def test_delete_in_use_is_409_naming_the_clusters(
     make_cluster(acme_net, hypervisors[:1], name="blog")
     response = as_alice.delete(f"/api/v1/networks/{acme_net.uuid}")
     assert response.status_code == 409
+    assert response.json()["code"] == "in_use"
     assert response.json()["clusters"] == ["blog", "shop"]
     assert "blog, shop" in response.json()["detail"]
     assert Network.objects.live().filter(pk=acme_net.pk).exists()

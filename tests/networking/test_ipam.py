@@ -1,13 +1,14 @@
 """IPAM: lowest free host address, never network/gateway/broadcast, release, exhaustion,
 deterministic MACs, and no duplicate under 100 concurrent allocations on PostgreSQL."""
 
+import itertools
 import threading
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection, connections
 
-from networking import services
+from networking import ipam, services
 from networking.models import Network, Port
 from portal.models import Organisation
 from provisioning import addresses
@@ -81,9 +82,23 @@ def test_mac_is_deterministic_and_locally_administered(
     acme_net: Network, make_cluster: MakeCluster, hypervisors: list[Hypervisor]
 ) -> None:
     a, b = make_cluster(acme_net, hypervisors).nodes.order_by("id")
-    assert addresses.mac_of(a) == addresses.mac_of(Node.objects.get(pk=a.pk))
-    assert addresses.mac_of(a).startswith("52:54:00:") and len(addresses.mac_of(a)) == 17
-    assert addresses.mac_of(a) != addresses.mac_of(b)
+    mac = addresses.mac_of(a)
+    assert mac is not None and mac == addresses.mac_of(Node.objects.get(pk=a.pk))
+    assert mac.startswith("52:54:00:") and len(mac) == 17
+    assert mac == "52:54:00:" + ":".join(f"{x:02x}" for x in a.uuid.bytes[-3:])  # as before
+    assert mac != addresses.mac_of(b)
+
+
+def test_a_taken_mac_moves_the_owner_to_its_next_stable_one(acme_net: Network) -> None:
+    first = ipam.allocate(acme_net, "00000000-0000-4000-8000-000000abcdef")
+    # Another owner whose preferred MAC is taken (same last three bytes).
+    clash = "11111111-1111-4111-8111-111111abcdef"
+    second = ipam.allocate(acme_net, clash)
+    assert first.mac == "52:54:00:ab:cd:ef" != second.mac
+    assert second.mac == list(itertools.islice(ipam.macs_for(clash), 2))[1]
+    assert ipam.allocate(acme_net, clash) == second  # idempotent
+    ipam.release(clash)
+    assert not Port.objects.filter(owner=clash).exists()
 
 
 @pytest.mark.skipif(

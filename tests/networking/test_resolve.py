@@ -7,6 +7,7 @@ from networking import services
 from networking.models import Firewall, Network
 from portal.models import Organisation
 from provisioning.models import Region
+from provisioning.states import ClusterStatus
 from tests.networking.conftest import default_firewall, owner
 
 
@@ -70,3 +71,8 @@ def test_wrong_region_foreign_firewall_and_garbage(
     with pytest.raises(ValidationError) as caught:
         services.resolve_for_cluster(owner(acme), acme, region, "not-a-uuid", None)
     assert "network" in caught.value.message_dict
+
+
+def test_networking_names_provisionings_deleted_status_right() -> None:
+    # networking reads clusters through reverse relations with this string, not the enum.
+    assert services.CLUSTER_DELETED == ClusterStatus.DELETED
