@@ -5,8 +5,8 @@ from channels.routing import URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.urls import path
 
-from observability.consumers import ClusterEventsConsumer, ClusterLiveConsumer
 from portal.ws_auth import BearerTokenAuthMiddleware
+from provisioning.live import ClusterEventsConsumer, ClusterLiveConsumer
 
 websocket_urlpatterns = [
     path("ws/clusters/<uuid:cluster_id>/events/", ClusterEventsConsumer.as_asgi()),

@@ -4,6 +4,10 @@ A consumer sends the events after `?after=N`, then follows new ones: pushed by a
 on the channel layer (channels-redis), or, without a cross-process layer (embedded mode),
 by polling the table. Either way it reads from the database after the last id it sent,
 so a reconnecting client resumes with no gap and no duplicate.
+
+This is the generic stream; the app that owns clusters says which cluster a scope may
+watch and what a client is sent first (provisioning.live), so observability imports
+nothing above it.
 """
 
 import asyncio
@@ -13,14 +17,9 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.contrib.auth.models import AnonymousUser
 
 from observability import feed
 from observability.events import group_name
-from observability.models import Event
-from portal import access
-from portal.models import ApiToken
-from provisioning.models import Cluster
 
 POLL_SECONDS = 0.2
 KEEPALIVE_SECONDS = 20.0
@@ -29,18 +28,19 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 
 
-def visible_cluster(scope: dict[str, Any], cluster_id: str) -> Cluster | None:
-    user = scope.get("user") or AnonymousUser()
-    token = scope.get("auth")
-    organisation = token.organisation if isinstance(token, ApiToken) else None
-    return (
-        access.for_user(Cluster.objects.all(), user, organisation).filter(uuid=cluster_id).first()
-    )
+class EventStreamConsumer(AsyncJsonWebsocketConsumer):
+    """The events of the cluster in the URL, for a user who may see it."""
 
-
-class ClusterEventsConsumer(AsyncJsonWebsocketConsumer):
-    cluster: Cluster
+    cluster_pk: int
     last_id: int
+
+    def find_cluster(self, cluster_id: str) -> tuple[int, object] | None:
+        """(pk, uuid) of the cluster if the scope's user may see it; runs in a thread."""
+        raise NotImplementedError
+
+    async def greet(self) -> None:
+        """What a client is sent first, before the events."""
+        raise NotImplementedError
 
     async def connect(self) -> None:
         self.tasks: list[asyncio.Task[None]] = []
@@ -50,18 +50,18 @@ class ClusterEventsConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         cluster_id = self.scope["url_route"]["kwargs"]["cluster_id"]
-        cluster = await database_sync_to_async(visible_cluster)(self.scope, str(cluster_id))
-        if cluster is None:
+        found = await database_sync_to_async(self.find_cluster)(str(cluster_id))
+        if found is None:
             await self.close(code=CLOSE_NOT_FOUND)
             return
-        self.cluster = cluster
+        self.cluster_pk, cluster_uuid = found
         self.last_id = self.after()
         self.bell = asyncio.Event()
         self.rung: int | None = None
         await self.greet()
         # Subscribe before reading: an event committed from here on rings the bell (or is
         # polled), and everything before it is in the read just below.
-        self.feed = await feed.join(cluster.pk, group_name(cluster.uuid), self.wake)
+        self.feed = await feed.join(self.cluster_pk, group_name(cluster_uuid), self.wake)
         await self.flush()
         self.tasks += [asyncio.create_task(self.follow()), asyncio.create_task(self.keepalive())]
 
@@ -79,9 +79,6 @@ class ClusterEventsConsumer(AsyncJsonWebsocketConsumer):
             self.bell.clear()
             rung, self.rung = self.rung, None
             await self.flush(doorbell=rung)
-
-    async def greet(self) -> None:
-        await self.send_json(await self.snapshot())
 
     def after(self) -> int:
         query = parse_qs(self.scope.get("query_string", b"").decode())
@@ -114,36 +111,3 @@ class ClusterEventsConsumer(AsyncJsonWebsocketConsumer):
                 self.last_id = payload["id"]
             if len(batch) < feed.BATCH:
                 return
-
-    @database_sync_to_async
-    def snapshot(self) -> dict[str, Any]:
-        cluster = Cluster.objects.get(pk=self.cluster.pk)
-        last = Event.objects.filter(cluster=cluster).order_by("-id").first()
-        return {
-            "type": "status",
-            "cluster": str(cluster.uuid),
-            "status": cluster.status,
-            "progress": last.progress if last else 0,
-        }
-
-
-class ClusterLiveConsumer(ClusterEventsConsumer):
-    """The browser's cluster page: the same stream, sent as htmx out-of-band fragments."""
-
-    async def greet(self) -> None:
-        # The fragments show everything so far; only later events need a new render.
-        self.last_id = await database_sync_to_async(feed.newest_id)(self.cluster.pk)
-        await self.send(text_data=await self.fragments())
-
-    async def flush(self, doorbell: int | None = None) -> None:
-        batch = await self.new_events(doorbell)
-        if batch:
-            self.last_id = batch[-1]["id"]
-            await self.send(text_data=await self.fragments())
-
-    @database_sync_to_async
-    def fragments(self) -> str:
-        from provisioning import cluster_page
-
-        cluster = cluster_page.with_nodes(Cluster.objects.filter(pk=self.cluster.pk)).get()
-        return cluster_page.live_fragments(cluster)

@@ -1,11 +1,27 @@
-"""Writing events: the durable log first, then (on commit) a doorbell for live viewers."""
+"""Writing events: the durable log first, then (on commit) a doorbell for live viewers.
+
+Observability is below provisioning: it takes the cluster as any model row with a uuid
+and locks it through its own class, so it imports nothing of provisioning.
+"""
+
+from typing import Any, Protocol
+from uuid import UUID
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import transaction
+from django.db import models, transaction
 
 from observability.models import Event, EventState
-from provisioning.models import Cluster
+
+
+class Subject(Protocol):
+    """What an event is about: a cluster row (Event.cluster)."""
+
+    @property
+    def pk(self) -> Any: ...
+
+    @property
+    def uuid(self) -> UUID: ...
 
 
 def group_name(cluster_uuid: object) -> str:
@@ -22,7 +38,7 @@ def _ring(cluster_uuid: object, event_id: int) -> None:
 
 
 def record(
-    cluster: Cluster,
+    cluster: Subject,
     message: str,
     *,
     state: str = EventState.INFO,
@@ -34,12 +50,15 @@ def record(
     with transaction.atomic():
         # One writer per cluster at a time, until commit: a cluster's events then become
         # visible in id order, so a reader that has seen id N never misses a smaller one.
-        Cluster.objects.select_for_update(no_key=True).filter(pk=cluster.pk).values_list("pk").get()
+        model: type[models.Model] = type(cluster)  # type: ignore[assignment]
+        model._default_manager.select_for_update(no_key=True).filter(pk=cluster.pk).values_list(
+            "pk"
+        ).get()
         if progress is None:
-            last = Event.objects.filter(cluster=cluster).order_by("-id").first()
+            last = Event.objects.filter(cluster_id=cluster.pk).order_by("-id").first()
             progress = last.progress if last else 0
         event = Event.objects.create(
-            cluster=cluster,
+            cluster_id=cluster.pk,
             message=message[:500],
             state=state,
             node=node,

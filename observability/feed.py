@@ -19,6 +19,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from observability.models import Event
+from observability.serializers import EventOutput
 
 BATCH = 500
 KEEP = 2000  # recent events kept per cluster; older ones are read on demand
@@ -29,8 +30,6 @@ Wake = Callable[[int], None]
 
 
 def read_after(cluster_pk: int, last_id: int) -> list[dict[str, Any]]:
-    from provisioning.serializers import EventOutput
-
     events = Event.objects.filter(cluster_id=cluster_pk, id__gt=last_id).order_by("id")[:BATCH]
     return list(EventOutput(events, many=True).data)
 

@@ -10,9 +10,9 @@ from django.db.models import Prefetch
 from django.template.loader import render_to_string
 
 from observability.models import Event
-from provisioning import eta
+from provisioning import addresses, eta, steps
 from provisioning.models import Cluster, Node, NodeStep
-from provisioning.states import STEPS, ClusterStatus, NodeStatus
+from provisioning.states import CLUSTER_LAUNCHING, NodeStatus
 
 SEED_MARK_SECONDS = 90
 TIMELINE = 200  # most recent events on the page
@@ -21,7 +21,7 @@ TIMELINE = 200  # most recent events on the page
 def with_nodes(queryset: Any) -> Any:
     nodes = (
         Node.objects.exclude(status=NodeStatus.DELETED)
-        .select_related("hypervisor", "ip_allocation", "pool__size")
+        .select_related("hypervisor", "port", "pool__size")
         .prefetch_related(Prefetch("steps", queryset=NodeStep.objects.order_by("id")))
         .order_by("id")
     )
@@ -33,8 +33,8 @@ def with_nodes(queryset: Any) -> Any:
 def _step_cells(node: Node) -> list[dict[str, Any]]:
     rows = {row.step: row for row in node.steps.all()}
     cells = []
-    for step in STEPS:
-        row = rows.get(step)
+    for spec in steps.TABLE:
+        row = rows.get(spec.name)
         if row is None or row.started_at is None:
             state, seconds = "pending", None
         elif row.failed:
@@ -43,7 +43,7 @@ def _step_cells(node: Node) -> list[dict[str, Any]]:
             state, seconds = "running", None
         else:
             state, seconds = "done", (row.finished_at - row.started_at).total_seconds()
-        cells.append({"step": step, "label": step.label, "state": state, "seconds": seconds})
+        cells.append({"step": spec.name, "label": spec.label, "state": state, "seconds": seconds})
     return cells
 
 
@@ -51,7 +51,7 @@ def live_context(cluster: Cluster) -> dict[str, Any]:
     nodes = list(cluster.nodes.all())
     events = list(Event.objects.filter(cluster=cluster).order_by("-id")[:TIMELINE])[::-1]
     progress = events[-1].progress if events else 0
-    launching = cluster.status in (ClusterStatus.PENDING, ClusterStatus.PROVISIONING)
+    launching = cluster.status in CLUSTER_LAUNCHING
     total = None
     if cluster.ready_at:
         total = (cluster.ready_at - cluster.created_at).total_seconds()
@@ -65,14 +65,14 @@ def live_context(cluster: Cluster) -> dict[str, Any]:
         "nodes": [
             {
                 "node": node,
-                "ip": getattr(getattr(node, "ip_allocation", None), "address", None),
+                "ip": addresses.address_of(node),
                 "cells": _step_cells(node),
             }
             for node in nodes
         ],
         "events": events,
         "last_event_id": events[-1].id if events else 0,
-        "steps": STEPS,
+        "steps": steps.TABLE,
     }
 
 

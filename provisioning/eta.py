@@ -6,8 +6,9 @@ from statistics import median
 
 from django.utils import timezone
 
+from provisioning import steps
 from provisioning.models import Cluster, NodeStep
-from provisioning.states import STEPS, NodeStatus
+from provisioning.states import NODE_LAUNCHING, NodeStatus
 
 RECENT = 50  # finished steps per size and step to take the median of
 DEFAULT_SECONDS = 10.0  # before any history exists
@@ -25,7 +26,7 @@ def step_medians(size_ids: set[int]) -> dict[tuple[int, str], float]:
         )
         .order_by("-finished_at")
         .values_list("node__pool__size_id", "step", "started_at", "finished_at")[
-            : RECENT * 5 * max(1, len(size_ids))
+            : RECENT * len(steps.TABLE) * max(1, len(size_ids))
         ]
     )
     durations: dict[tuple[int, str], list[float]] = defaultdict(list)
@@ -39,9 +40,7 @@ def step_medians(size_ids: set[int]) -> dict[tuple[int, str], float]:
 def remaining_seconds(cluster: Cluster, now: datetime | None = None) -> float | None:
     """Seconds until the slowest active node is Ready (nodes run in parallel); None when done."""
     now = now or timezone.now()
-    nodes = [
-        n for n in cluster.nodes.all() if n.status in (NodeStatus.PENDING, NodeStatus.PROVISIONING)
-    ]
+    nodes = [n for n in cluster.nodes.all() if n.status in NODE_LAUNCHING]
     if not nodes:
         return None
     medians = step_medians({n.pool.size_id for n in nodes})
@@ -49,7 +48,7 @@ def remaining_seconds(cluster: Cluster, now: datetime | None = None) -> float | 
     for node in nodes:
         left = 0.0
         rows = {row.step: row for row in node.steps.all()}  # prefetched by the page
-        for step in STEPS:
+        for step in steps.NAMES:
             typical = medians.get((node.pool.size_id, step), DEFAULT_SECONDS)
             row = rows.get(step)
             if row is None or row.finished_at is not None:

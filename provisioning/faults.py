@@ -1,7 +1,8 @@
 """Fault injection for tests and demos: CLOUD_FAULTS="import_image:0.5,launch_k3s:1".
 
-Driver steps go through a wrapper around the real driver that fails the step's driver
-call; guest steps are failed by the guest simulator. Nothing is injected when unset.
+Worker steps go through a wrapper around the real driver that fails the driver call that
+carries the step (its `driver_call` in provisioning.steps); guest steps are failed by the
+guest simulator. Nothing is injected when unset.
 """
 
 import random
@@ -10,18 +11,15 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from provisioning import failures, steps
 from provisioning.drivers.base import HypervisorDriver, PermanentDriverError
-from provisioning.states import STEPS, Step
-
-# The driver call that carries each driver step.
-_DRIVER_CALLS = {"ensure_volume": Step.IMPORT_IMAGE, "ensure_domain": Step.START_VM}
 
 
 def probabilities() -> dict[str, float]:
     table: dict[str, float] = {}
     for item in filter(None, (p.strip() for p in settings.CLOUD_FAULTS.split(","))):
         step, _, chance = item.partition(":")
-        if step not in STEPS:
+        if not steps.is_step(step):
             raise ImproperlyConfigured(f"CLOUD_FAULTS: unknown step {step!r}")
         try:
             table[step] = float(chance or 1)
@@ -43,13 +41,14 @@ class FaultyDriver:
 
     def __getattr__(self, name: str) -> Any:
         call = getattr(self._inner, name)
-        step = _DRIVER_CALLS.get(name)
-        if step is None:
+        spec = steps.carried_by(name)
+        if spec is None:
             return call
+        step = spec.name
 
         def maybe_fail(*args: Any, **kwargs: Any) -> Any:
             if strikes(step):
-                raise PermanentDriverError("injected_fault", f"Injected fault at {step}.")
+                raise PermanentDriverError(failures.INJECTED_FAULT, f"Injected fault at {step}.")
             return call(*args, **kwargs)
 
         return maybe_fail

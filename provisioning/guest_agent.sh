@@ -1,6 +1,8 @@
 #!/bin/sh
 # The guest agent of the cloud-init seed: runs the launch steps after cloud-init and
 # phones each one home to the portal. Settings come from /etc/k3s-portal/agent.env.
+# The guest steps and their order are those of provisioning/steps.py; the seed's bootcmd
+# has already reported the first one started.
 set -eu
 . /etc/k3s-portal/agent.env
 report() {

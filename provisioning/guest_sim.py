@@ -1,8 +1,8 @@
 """The guest simulator: plays a test-driver VM's guest, phoning home over HTTP.
 
 libvirt's test driver boots nothing, so in embedded mode this stands in for the guest
-agent of the cloud-init seed. It posts to the same endpoint a real guest does, with
-realistic step durations (about 60 s in all, inside the seed's 90 s) multiplied by
+agent of the cloud-init seed. It posts to the same endpoint a real guest does, the guest
+steps of the step table with their durations (provisioning.steps) multiplied by
 CLOUD_GUEST_SIM_SCALE, and fails a step when CLOUD_FAULTS says so.
 """
 
@@ -13,16 +13,17 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from provisioning import faults
-from provisioning.states import Step
+from provisioning import faults, steps
+from provisioning.guest_seed import PHONE_HOME_PATH
+from provisioning.models import Node
 
-# Seconds each guest step takes on a real VM from a warm base image (cloud-init boots,
-# dependencies come from the airgap bundle, K3s starts and reports Ready).
-DURATIONS = {Step.CLOUD_INIT: 14.0, Step.FETCH_DEPS: 18.0, Step.LAUNCH_K3S: 22.0}
-SEQUENCE: list[tuple[Step, str]] = [
-    (step, state) for step in DURATIONS for state in ("started", "done")
+# The reports a guest posts, in order. The first guest step's start is posted by the
+# seed's bootcmd on a real VM; the simulator posts it too.
+SEQUENCE: list[tuple[steps.StepSpec, str]] = [
+    (spec, state)
+    for spec in steps.performed_by(steps.Performer.GUEST)
+    for state in ("started", "done")
 ]
-PHONE_HOME_PATH = "/api/v1/guest/phone-home"
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,16 @@ def post(payload: dict[str, str]) -> Reply:
         return Reply(error.code, error.read().decode())
 
 
+def plays(node_id: int) -> bool:
+    """Only test-driver domains get a simulated guest; real VMs run the real agent."""
+    uri = Node.objects.filter(pk=node_id).values_list("hypervisor__uri", flat=True).first()
+    return bool(settings.GUEST_SIMULATOR and uri and uri.startswith("test:"))
+
+
 def next_report(index: int) -> tuple[dict[str, str], float]:
     """The report at `index` of the sequence, and the delay before the one after it."""
-    step, state = SEQUENCE[index]
-    if state == "done" and faults.strikes(step):
+    spec, state = SEQUENCE[index]
+    if state == "done" and faults.strikes(spec.name):
         state = "failed"
-    delay = DURATIONS[step] * settings.GUEST_SIM_SCALE if state == "started" else 0.0
-    return {"step": step.value, "state": state}, delay
+    delay = spec.guest_seconds * settings.GUEST_SIM_SCALE if state == "started" else 0.0
+    return {"step": spec.name, "state": state}, delay

@@ -1,34 +1,51 @@
-"""The launch pipeline: the five steps of every node, their events, and failures.
+"""The launch pipeline: the steps of every node (provisioning.steps), their events, and
+failures, and the driver work of the worker steps.
 
-Tasks (provisioning.tasks.launch) call into here with ids; everything that changes a
-status goes through states.transition(), and every step is idempotent so a redelivered
-task converges instead of duplicating.
+Tasks and phone-home reports call into here; everything that changes a status goes
+through states.transition(), and every step is idempotent so a redelivered task converges
+instead of duplicating. Work for a worker is enqueued (provisioning.enqueue), never
+called, so this module imports no task.
 """
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
-from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from networking import hosts, ipam
 from observability import events
 from observability.models import EventState
-from provisioning import faults, guest, placement
+from provisioning import (
+    addresses,
+    enqueue,
+    failures,
+    faults,
+    guest_seed,
+    host_network,
+    placement,
+    steps,
+)
 from provisioning.drivers import get_driver
 from provisioning.drivers.base import DomainSpec, HypervisorDriver, VolumeSpec
 from provisioning.models import BaseImage, Cluster, Node, NodeStep
-from provisioning.states import ClusterStatus, NodeStatus, Step, transition
+from provisioning.states import (
+    CLUSTER_GONE,
+    NODE_ACTIVE,
+    NODE_GONE,
+    NODE_LAUNCHING,
+    ClusterStatus,
+    NodeStatus,
+    transition,
+)
 
 C, N = ClusterStatus, NodeStatus
-_ACTIVE_NODE = [N.PENDING, N.PROVISIONING, N.RUNNING]
 
 
 def progress(cluster: Cluster) -> int:
-    """Share of the five steps done over the cluster's active nodes, 0-100."""
-    steps = NodeStep.objects.filter(node__cluster=cluster, node__status__in=_ACTIVE_NODE)
-    counts = steps.aggregate(
+    """Share of the steps done over the cluster's active nodes, 0-100."""
+    rows = NodeStep.objects.filter(node__cluster=cluster, node__status__in=NODE_ACTIVE)
+    counts = rows.aggregate(
         total=Count("id"), done=Count("id", filter=Q(finished_at__isnull=False))
     )
     if not counts["total"]:
@@ -48,7 +65,7 @@ def _touch(node: Node, **fields: object) -> None:
 def _step_event(node: Node, step: str, state: str, message: str) -> None:
     events.record(
         node.cluster,
-        f"{node.name}: {Step(step).label} {message}",
+        f"{node.name}: {steps.label(step)} {message}",
         state=state,
         node=node.name,
         step=step,
@@ -87,7 +104,7 @@ def fail_node(node: Node, step: str, code: str, message: str) -> None:
     """Fail the node (once), then give back what it holds, after commit, on a worker."""
     if not transition(
         node,
-        [N.PENDING, N.PROVISIONING, N.RUNNING],
+        NODE_ACTIVE,
         N.FAILED,
         error_code=code,
         error_message=message[:500],
@@ -96,22 +113,20 @@ def fail_node(node: Node, step: str, code: str, message: str) -> None:
     NodeStep.objects.filter(node=node, step=step).update(failed=True)
     events.record(
         node.cluster,
-        f"{node.name}: {Step(step).label if step else 'launch'} failed: {message}",
+        f"{node.name}: {steps.label(step) if step else 'launch'} failed: {message}",
         state=EventState.FAILED,
         node=node.name,
         step=step,
     )
-    from provisioning.tasks import launch
-
-    transaction.on_commit(lambda: launch.release_node.delay(node.pk), robust=True)
+    enqueue.release_node(node.pk)
     if node.is_server:
         # Agents cannot join without their server: fail them now, so they give back
         # what they hold instead of waiting for the reaper.
-        for agent in Node.objects.filter(cluster=node.cluster, status__in=_ACTIVE_NODE):
+        for agent in Node.objects.filter(cluster=node.cluster, status__in=NODE_ACTIVE):
             fail_node(
                 agent,
                 agent.step,
-                "server_failed",
+                failures.SERVER_FAILED,
                 "The server node failed; this agent cannot join.",
             )
     refresh_cluster(node.cluster)
@@ -124,13 +139,13 @@ def refresh_cluster(cluster: Cluster) -> None:
     # lets event inserts (FOR KEY SHARE on the cluster) go on meanwhile.
     Cluster.objects.select_for_update(no_key=True).filter(pk=cluster.pk).values_list("pk").get()
     cluster.refresh_from_db(fields=["status", "ready_at", "created_at"])
-    if cluster.status in (C.DELETING, C.DELETED):
+    if cluster.status in CLUSTER_GONE:
         return
-    nodes = list(Node.objects.filter(cluster=cluster).exclude(status__in=[N.DELETING, N.DELETED]))
+    nodes = list(Node.objects.filter(cluster=cluster).exclude(status__in=NODE_GONE))
     server_failed = any(n.is_server and n.status == N.FAILED for n in nodes)
     if server_failed:
         target, reason = C.FAILED, "The server node failed."
-    elif any(n.status in (N.PENDING, N.PROVISIONING) for n in nodes):
+    elif any(n.status in NODE_LAUNCHING for n in nodes):
         target, reason = C.PROVISIONING, ""
     elif any(n.status == N.FAILED for n in nodes):
         target, reason = C.DEGRADED, "An agent node failed; retry it or scale the pool."
@@ -138,7 +153,7 @@ def refresh_cluster(cluster: Cluster) -> None:
         target, reason = C.RUNNING, ""
     if target == cluster.status:
         return
-    extra: dict[str, object] = {"status_reason": reason}
+    extra: dict[str, Any] = {"status_reason": reason}
     first_ready = target == C.RUNNING and cluster.ready_at is None
     if first_ready:
         extra["ready_at"] = timezone.now()
@@ -155,7 +170,7 @@ def refresh_cluster(cluster: Cluster) -> None:
         )
 
 
-# --- The two driver steps -----------------------------------------------------------------
+# --- The worker steps' driver work --------------------------------------------------------
 
 
 def import_image(node: Node, driver: HypervisorDriver) -> None:
@@ -175,7 +190,7 @@ def import_image(node: Node, driver: HypervisorDriver) -> None:
 
 def start_vm(node: Node, driver: HypervisorDriver) -> None:
     assert node.hypervisor is not None
-    nic = hosts.attach(node, driver)
+    nic = host_network.attach(node, driver)
     size = node.pool.size
     driver.ensure_domain(
         DomainSpec(
@@ -185,16 +200,28 @@ def start_vm(node: Node, driver: HypervisorDriver) -> None:
             disk_pool=node.hypervisor.storage_pool,
             disk_volume=node.volume_name,
             nics=(nic,),
-            smbios_serial=guest.smbios_serial(node),
+            smbios_serial=guest_seed.smbios_serial(node),
         )
     )
     driver.start_domain(node.domain_name)
 
 
-DRIVER_STEPS: dict[str, Callable[[Node, HypervisorDriver], None]] = {
-    Step.IMPORT_IMAGE: import_image,
-    Step.START_VM: start_vm,
+# One entry per worker step of the table (a test checks none is missing).
+WORKER_STEPS: dict[str, Callable[[Node, HypervisorDriver], None]] = {
+    "import_image": import_image,
+    "start_vm": start_vm,
 }
+
+
+def run_worker_step(node: Node, step: str) -> None:
+    """The driver work of worker step `step`, through the (fault-injecting) driver."""
+    WORKER_STEPS[step](node, driver_for(node))
+
+
+def redo_worker_steps(node: Node, driver: HypervisorDriver) -> None:
+    """Every worker step again, in order (reconciliation re-creates a lost domain)."""
+    for spec in steps.performed_by(steps.Performer.WORKER):
+        WORKER_STEPS[spec.name](node, driver)
 
 
 def load(node_id: int) -> Node | None:
@@ -223,10 +250,10 @@ def release(node: Node) -> None:
         driver = get_driver(node.hypervisor.uri)
         driver.undefine_domain(node.domain_name)
         driver.delete_volume(node.hypervisor.storage_pool, node.volume_name)
-        ipam.release(node)
-        hosts.detach(node, driver)
+        addresses.release(node)
+        host_network.detach(node, driver)
     else:
-        ipam.release(node)
+        addresses.release(node)
     placement.release(node)
 
 

@@ -7,7 +7,7 @@ from django.db.models import Count, Sum
 
 from portal.models import Organisation, Quota
 from provisioning.models import Cluster, Node, NodeSize
-from provisioning.states import LIVE_CLUSTER, LIVE_NODE
+from provisioning.states import CLUSTER_LIVE, NODE_LIVE
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,11 @@ def of_nodes(sizes: list[NodeSize], clusters: int = 0) -> Usage:
 
 
 def usage(organisation: Organisation) -> Usage:
-    nodes = Node.objects.filter(cluster__organisation=organisation, status__in=LIVE_NODE)
+    nodes = Node.objects.filter(cluster__organisation=organisation, status__in=NODE_LIVE)
     totals = nodes.aggregate(
         n=Count("id"), v=Sum("pool__size__vcpus"), m=Sum("pool__size__memory_mib")
     )
-    clusters = Cluster.objects.filter(organisation=organisation, status__in=LIVE_CLUSTER).count()
+    clusters = Cluster.objects.filter(organisation=organisation, status__in=CLUSTER_LIVE).count()
     return Usage(clusters, totals["n"] or 0, totals["v"] or 0, totals["m"] or 0)
 
 

@@ -33,16 +33,14 @@ from provisioning.models import (
     OrphanResolution,
     volume_for,
 )
-from provisioning.states import NodeStatus
+from provisioning.states import NODE_ACTIVE, NodeStatus
 
 logger = logging.getLogger(__name__)
 N = NodeStatus
 
 # A failed node keeps its domain until pipeline.release has run, which gives the capacity
 # claim back last; a domain still there after that has leaked.
-OWNS_DOMAIN = Q(status__in=[N.PENDING, N.PROVISIONING, N.RUNNING, N.DELETING]) | Q(
-    status=N.FAILED, claimed_vcpus__gt=0
-)
+OWNS_DOMAIN = Q(status__in=[*NODE_ACTIVE, N.DELETING]) | Q(status=N.FAILED, claimed_vcpus__gt=0)
 
 
 @dataclass
@@ -117,8 +115,7 @@ def _converge_node(
     try:
         if domain is None:
             had_disk = driver.volume_exists(hypervisor.storage_pool, node.volume_name)
-            pipeline.import_image(node, driver)
-            pipeline.start_vm(node, driver)
+            pipeline.redo_worker_steps(node, driver)
             what = "domain missing" if had_disk else "domain and disk missing"
             done, fixed = "re-created and started", report.recreated
         else:

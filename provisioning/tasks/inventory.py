@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.conf import settings
 
-from provisioning import inventory
+from provisioning import enqueue, inventory
 from provisioning.models import Hypervisor
 
 SYNC_INVENTORY = "provisioning.sync_inventory"
@@ -18,6 +18,6 @@ def sync_inventory() -> None:
         sync_hypervisor.apply_async((pk,), expires=period)
 
 
-@shared_task(name="provisioning.sync_hypervisor", acks_late=True)
+@shared_task(name=enqueue.SYNC_HYPERVISOR, acks_late=True)
 def sync_hypervisor(hypervisor_id: int) -> None:
     inventory.sync_hypervisor(hypervisor_id)

@@ -3,9 +3,8 @@
 from celery import shared_task
 from django.conf import settings
 
-from provisioning import reconcile
+from provisioning import enqueue, reconcile
 from provisioning.models import Hypervisor, HypervisorState
-from provisioning.tasks import inventory
 
 RECONCILE = "provisioning.reconcile"
 
@@ -24,4 +23,4 @@ def reconcile_all() -> None:
 def reconcile_hypervisor(hypervisor_id: int) -> None:
     report = reconcile.reconcile_hypervisor(hypervisor_id)
     if report.recreated or report.removed_orphans:
-        inventory.sync_hypervisor.delay(hypervisor_id)
+        enqueue.sync_hypervisor(hypervisor_id)

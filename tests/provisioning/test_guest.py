@@ -6,12 +6,13 @@ from typing import Any
 import pytest
 import yaml
 from django.core.cache import cache
-from django.test import Client, RequestFactory
+from django.test import Client
 from django.utils import timezone
 
-from networking.models import IpAllocation
+from networking.models import Port
 from observability.models import Event
-from provisioning import guest, services
+from portal.actor import Actor
+from provisioning import guest_seed, services
 from provisioning.drivers import get_driver
 from provisioning.drivers.base import HypervisorDriver
 from provisioning.models import Hypervisor, Node, NodeStep
@@ -47,7 +48,7 @@ def domain_state(node: Node) -> str | None:
 
 
 def report(node: Node, step: str, state: str, **extra: Any) -> Any:
-    payload = {"token": guest.node_token(node), "step": step, "state": state, **extra}
+    payload = {"token": guest_seed.node_token(node), "step": step, "state": state, **extra}
     return Client().post(PHONE_HOME, payload, content_type="application/json")
 
 
@@ -60,18 +61,18 @@ def walk(node: Node, *steps: str) -> None:
 def test_seed_documents(booted: list[Node]) -> None:
     server, agent = booted[0], booted[1]
     client = Client()
-    base = f"/guest/{guest.node_token(server)}/"
+    base = f"/guest/{guest_seed.node_token(server)}/"
     meta = client.get(base + "meta-data").content.decode()
     assert f"instance-id: {server.uuid}" in meta
     network = yaml.safe_load(client.get(base + "network-config").content)
-    address = IpAllocation.objects.get(node=server).address
+    address = Port.objects.get(owner=str(server.uuid)).address
     assert network["ethernets"]["tenant0"]["addresses"] == [f"{address}/24"]
     text = client.get(base + "user-data").content.decode()
     assert text.startswith("#cloud-config\n")
     document = yaml.safe_load(text)
     files = {f["path"]: f for f in document["write_files"]}
     env = files["/etc/k3s-portal/agent.env"]["content"]
-    assert f"NODE_TOKEN={guest.node_token(server)}" in env and "IS_SERVER=1" in env
+    assert f"NODE_TOKEN={guest_seed.node_token(server)}" in env and "IS_SERVER=1" in env
     assert "BEGIN CERTIFICATE" in files["/var/lib/rancher/k3s/server/tls/server-ca.crt"]["content"]
     assert files["/var/lib/rancher/k3s/server/tls/client-ca.key"]["permissions"] == "0600"
     assert (
@@ -79,7 +80,9 @@ def test_seed_documents(booted: list[Node]) -> None:
         in files["/var/lib/rancher/k3s/server/manifests/portal-rbac.yaml"]["content"]
     )
     assert "cloud_init" in str(document["bootcmd"])
-    agent_doc = yaml.safe_load(client.get(f"/guest/{guest.node_token(agent)}/user-data").content)
+    agent_doc = yaml.safe_load(
+        client.get(f"/guest/{guest_seed.node_token(agent)}/user-data").content
+    )
     agent_files = {f["path"]: f for f in agent_doc["write_files"]}
     assert not any("tls" in path for path in agent_files)
     assert (
@@ -93,11 +96,11 @@ def test_seed_documents(booted: list[Node]) -> None:
 def test_smbios_serial_points_cloud_init_at_the_seed(booted: list[Node]) -> None:
     node = booted[0]
     assert (
-        guest.smbios_serial(node)
-        == f"ds=nocloud-net;s=http://127.0.0.1:8000/guest/{guest.node_token(node)}/"
+        guest_seed.smbios_serial(node)
+        == f"ds=nocloud-net;s=http://127.0.0.1:8000/guest/{guest_seed.node_token(node)}/"
     )
-    assert node.token_digest == guest.token_digest(guest.node_token(node))
-    assert guest.node_token(node) not in str(
+    assert node.token_digest == guest_seed.token_digest(guest_seed.node_token(node))
+    assert guest_seed.node_token(node) not in str(
         list(Node.objects.values())
     )  # only its digest is stored
 
@@ -136,7 +139,7 @@ def test_a_guest_failure_fails_the_node_and_releases_it(booted: list[Node]) -> N
     agent.refresh_from_db()
     assert (agent.status, agent.error_code) == ("failed", "cloud_init_failed")
     assert agent.error_message == "no route to the portal"
-    assert not IpAllocation.objects.filter(node=agent).exists()
+    assert not Port.objects.filter(owner=str(agent.uuid)).exists()
     assert agent.claimed_vcpus == 0
     assert domain_state(agent) is None
     assert report(agent, "cloud_init", "done").status_code == 400  # a failed node says no more
@@ -165,8 +168,8 @@ def test_phone_home_is_rate_limited(booted: list[Node]) -> None:
 def test_redelivered_driver_steps_converge(booted: list[Node]) -> None:
     node = booted[0]
     events = Event.objects.count()
-    launch.import_image.apply(args=(node.pk,))  # as if the broker delivered it again
-    launch.start_vm.apply(args=(node.pk,))
+    launch.run_step.apply(args=(node.pk, "import_image"))  # as if the broker delivered it again
+    launch.run_step.apply(args=(node.pk, "start_vm"))
     assert Event.objects.count() == events
     assert NodeStep.objects.filter(node=node, finished_at__isnull=False).count() == 2
     assert domain_state(node) == "running"
@@ -178,13 +181,13 @@ def test_worker_killed_mid_step_resumes_when_redelivered(
 ) -> None:
     settings.GUEST_SIMULATOR = False
     # The worker dies right after taking the launch: nothing of it runs here...
-    monkeypatch.setattr(services, "_launch", lambda cluster_id: None)
+    monkeypatch.setattr(launch.launch_cluster, "apply_async", lambda *a, **k: None)
     api_for(alice, acme).post("/api/v1/clusters", GOOD, format="json")
     node = Node.objects.get(is_server=True)
     # ...except the start of import_image, before the task was acknowledged.
     Node.objects.filter(pk=node.pk).update(status="provisioning", step="import_image")
     NodeStep.objects.filter(node=node, step="import_image").update(started_at=timezone.now())
-    launch.import_image.apply(args=(node.pk,))  # acks_late: the broker redelivers it
+    launch.run_step.apply(args=(node.pk, "import_image"))  # acks_late: the broker redelivers it
     assert NodeStep.objects.get(node=node, step="start_vm").finished_at is not None
     assert Event.objects.filter(node=node.name, step="import_image", state="started").count() == 0
     assert Event.objects.filter(node=node.name, step="import_image", state="done").count() == 1
@@ -202,7 +205,7 @@ def test_reaper_fails_stalled_nodes_and_gives_everything_back(booted: list[Node]
         "server_failed",
     }
     assert Node.objects.get(is_server=True).error_code == "step_timeout"
-    assert not IpAllocation.objects.exists()
+    assert not Port.objects.exists()
     assert all(h.vcpus_allocated == 0 for h in Hypervisor.objects.all())
     assert any(before.values())
     for node in booted:
@@ -218,7 +221,7 @@ def test_broker_down_at_commit_is_no_500_and_the_reaper_cleans_up(
     def broker_down(*args: object, **kwargs: object) -> None:
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(launch.launch_cluster, "delay", broker_down)
+    monkeypatch.setattr(launch.launch_cluster, "apply_async", broker_down)
     response = api_for(alice, acme).post("/api/v1/clusters", GOOD, format="json")
     assert response.status_code == 202
     assert set(Node.objects.values_list("status", flat=True)) == {"pending"}
@@ -227,7 +230,7 @@ def test_broker_down_at_commit_is_no_500_and_the_reaper_cleans_up(
     )
     launch.reap_stalled.apply()
     assert set(Node.objects.values_list("status", flat=True)) == {"failed"}
-    assert not IpAllocation.objects.exists()
+    assert not Port.objects.exists()
     assert all(h.vcpus_allocated == 0 for h in Hypervisor.objects.all())
 
 
@@ -235,14 +238,12 @@ def test_a_lost_deletion_is_driven_again_by_the_reaper(
     booted: list[Node], settings, monkeypatch
 ) -> None:
     cluster = booted[0].cluster
-    real_delay = launch.delete_node.delay
-    monkeypatch.setattr(launch.delete_node, "delay", lambda node_id: None)  # the message is lost
-    request = RequestFactory().delete("/")
+    real_send = launch.delete_node.apply_async
+    monkeypatch.setattr(launch.delete_node, "apply_async", lambda *a, **k: None)  # lost
     assert cluster.created_by is not None
-    request.user = cluster.created_by
-    services.delete_cluster(cluster, request)
+    services.delete_cluster(Actor(user=cluster.created_by), cluster)
     assert set(Node.objects.values_list("status", flat=True)) == {"deleting"}
-    monkeypatch.setattr(launch.delete_node, "delay", real_delay)
+    monkeypatch.setattr(launch.delete_node, "apply_async", real_send)
     Node.objects.update(
         progressed_at=timezone.now() - timedelta(seconds=settings.STEP_TIMEOUT_SECONDS + 1)
     )

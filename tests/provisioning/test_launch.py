@@ -5,12 +5,12 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
-from networking.models import IpAllocation
+from networking.models import Port
 from observability.models import Event
 from portal.models import Organisation
+from provisioning import steps
 from provisioning.drivers import get_driver
 from provisioning.models import Cluster, Hypervisor, Node, NodeStep, Region
-from provisioning.states import STEPS
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guest_over_client")]
 
@@ -62,11 +62,11 @@ def test_three_nodes_reach_running_through_five_steps_on_three_hosts(
     assert all(n["status"] == "running" and n["ip"] for n in nodes)
     assert len({n["ip"] for n in nodes}) == 3
     assert sum(n["is_server"] for n in nodes) == 1
-    assert NodeStep.objects.filter(finished_at__isnull=False).count() == 3 * len(STEPS)
+    assert NodeStep.objects.filter(finished_at__isnull=False).count() == 3 * len(steps.TABLE)
     events = client.get(f"/api/v1/clusters/{created['id']}/events?after=0").json()["results"]
     for node in nodes:
         mine = [(e["step"], e["state"]) for e in events if e["node"] == node["name"]]
-        assert mine == [(step.value, state) for step in STEPS for state in ("started", "done")]
+        assert mine == [(step, state) for step in steps.NAMES for state in ("started", "done")]
     assert events[-1]["progress"] == 100
     assert "Cluster running in" in events[-1]["message"]
     ids = [e["id"] for e in events]
@@ -84,11 +84,11 @@ def test_delete_gives_everything_back(demo_cloud, alice, acme, api_for) -> None:
     cluster = Cluster.objects.get(uuid=created["id"])
     assert cluster.status == "deleted"
     assert allocations() == before
-    assert not IpAllocation.objects.exists()
+    assert not Port.objects.exists()
     assert not domains_on_hosts()
     assert not volumes_on_hosts()
     assert set(Node.objects.values_list("token_digest", flat=True)) == {""}
-    assert client.get("/api/v1/clusters").json() == []
+    assert client.get("/api/v1/clusters").json()["results"] == []
     assert client.delete(f"/api/v1/clusters/{created['id']}").status_code == 202  # idempotent
 
 
@@ -107,10 +107,10 @@ def test_scale_to_four_and_back(demo_cloud, alice, acme, api_for) -> None:
     assert newest not in {n["name"] for n in cluster["nodes"]}
     assert len(cluster["nodes"]) == 3
     assert allocations() == three
-    assert IpAllocation.objects.count() == 3
+    assert Port.objects.count() == 3
 
 
-@pytest.mark.parametrize("step", [s.value for s in STEPS])
+@pytest.mark.parametrize("step", steps.NAMES)
 def test_a_fault_at_any_step_fails_cleanly_and_leaks_nothing(
     demo_cloud, alice, acme, api_for, settings, step
 ) -> None:
@@ -126,7 +126,7 @@ def test_a_fault_at_any_step_fails_cleanly_and_leaks_nothing(
     assert server["error"]["code"] == expected
     assert {n["error"]["code"] for n in cluster["nodes"]} <= {expected, "server_failed"}
     assert allocations() == before
-    assert not IpAllocation.objects.exists()
+    assert not Port.objects.exists()
     assert not domains_on_hosts()
     assert not volumes_on_hosts()
     assert Event.objects.filter(state="failed", step=step, node=server["name"]).count() == 1

@@ -1,4 +1,4 @@
-"""The guest side of a launch: node tokens, the cloud-init seed, and phone-home reports.
+"""The guest's seed: node tokens, the SMBIOS serial, and the NoCloud documents.
 
 A node's token is derived (HMAC of the node's id under SECRET_KEY), so the worker can put
 it in the domain's SMBIOS serial without storing it; only its SHA-256 digest is stored,
@@ -13,23 +13,13 @@ from pathlib import Path
 
 import yaml
 from django.conf import settings
-from django.db import transaction
 from django.template.loader import render_to_string
-from django.utils import timezone
 
-from networking import ipam
-from portal import secrets
-from provisioning import pipeline
-from provisioning.models import Node, NodeStep
-from provisioning.states import GUEST_STEPS, STEPS, NodeStatus, Step
+from provisioning import addresses, steps
+from provisioning.models import Node
 
-
-class NotReady(Exception):
-    """The step may not start yet (an agent waits for the server); try again shortly."""
-
-
-class IllegalReport(Exception):
-    """A report that does not follow the node's steps."""
+# Where guests report their steps (provisioning.guest_views.PhoneHomeView).
+PHONE_HOME_PATH = "/api/v1/guest/phone-home"
 
 
 def node_token(node: Node) -> str:
@@ -72,8 +62,8 @@ def network_config(node: Node) -> str:
     return render_to_string(
         "provisioning/guest/network-config.yaml",
         {
-            "mac": ipam.mac_for(node),
-            "address": f"{ipam.address_of(node)}/{prefix}",
+            "mac": addresses.mac_of(node),
+            "address": f"{addresses.address_of(node)}/{prefix}",
             "gateway": network.gateway,
         },
     )
@@ -105,15 +95,15 @@ def user_data(node: Node) -> str:
     """#cloud-config: the agent, its settings, and on the server the CAs and RBAC."""
     cluster = node.cluster
     server = cluster.nodes.filter(is_server=True).first()
-    phone_home = f"{settings.PORTAL_URL}/api/v1/guest/phone-home"
+    phone_home = settings.PORTAL_URL + PHONE_HOME_PATH
     token = node_token(node)
     env = {
         "PHONE_HOME_URL": phone_home,
         "NODE_TOKEN": token,
         "NODE_NAME": node.name,
         "IS_SERVER": "1" if node.is_server else "0",
-        "K3S_SERVER_URL": f"https://{ipam.address_of(server)}:6443" if server else "",
-        "K3S_JOIN_TOKEN": secrets.decrypt(cluster.join_token_encrypted),
+        "K3S_SERVER_URL": f"https://{addresses.address_of(server)}:6443" if server else "",
+        "K3S_JOIN_TOKEN": cluster.join_token,
         "K3S_VERSION": cluster.k3s_version.version,
     }
     files = [
@@ -125,15 +115,17 @@ def user_data(node: Node) -> str:
     if node.is_server:
         files += [
             _file(f"{TLS_DIR}/server-ca.crt", cluster.server_ca_cert, "0644"),
-            _file(f"{TLS_DIR}/server-ca.key", secrets.decrypt(cluster.server_ca_key_encrypted)),
+            _file(f"{TLS_DIR}/server-ca.key", cluster.server_ca_key),
             _file(f"{TLS_DIR}/client-ca.crt", cluster.client_ca_cert, "0644"),
-            _file(f"{TLS_DIR}/client-ca.key", secrets.decrypt(cluster.client_ca_key_encrypted)),
+            _file(f"{TLS_DIR}/client-ca.key", cluster.client_ca_key),
             _file("/var/lib/rancher/k3s/server/manifests/portal-rbac.yaml", RBAC_MANIFEST, "0644"),
         ]
-    started = json.dumps({"token": token, "step": "cloud_init", "state": "started"})
+    first = steps.performed_by(steps.Performer.GUEST)[0].name
+    started = json.dumps({"token": token, "step": first, "state": "started"})
     document = {
         "hostname": node.name,
-        # bootcmd runs first, before the files are written: report cloud-init's start inline.
+        # bootcmd runs first, before the files are written: report the first guest step's
+        # start inline (the agent script reports everything after it).
         "bootcmd": [
             [
                 "curl",
@@ -151,39 +143,3 @@ def user_data(node: Node) -> str:
         "runcmd": [["/usr/local/sbin/k3s-portal-agent"]],
     }
     return "#cloud-config\n" + yaml.safe_dump(document, sort_keys=False, width=1000)
-
-
-def _previous(step: str) -> str:
-    return STEPS[STEPS.index(Step(step)) - 1]
-
-
-@transaction.atomic
-def report(node: Node, step: str, state: str, message: str = "") -> None:
-    """Apply a guest's report. Repeats are accepted and change nothing (idempotent)."""
-    if step not in GUEST_STEPS or state not in ("started", "done", "failed"):
-        raise IllegalReport(f"unknown step or state: {step}/{state}")
-    if node.status != NodeStatus.PROVISIONING:
-        raise IllegalReport(f"node is {node.status}, not provisioning")
-    rows = {row.step: row for row in NodeStep.objects.filter(node=node)}
-    if rows[_previous(step)].finished_at is None:
-        raise IllegalReport(f"{step} cannot start before {_previous(step)} is done")
-    current = rows[step]
-    if state == "failed":
-        pipeline.fail_node(node, step, f"{step}_failed", message or f"The guest failed at {step}.")
-        return
-    if state == "started":
-        if step == Step.LAUNCH_K3S and not node.is_server and not _server_ready(node):
-            raise NotReady("the server node is not Ready yet")
-        pipeline.step_started(node, step)
-        return
-    if current.started_at is None:
-        raise IllegalReport(f"{step} cannot be done before it started")
-    pipeline.step_done(node, step)
-    if step == Step.LAUNCH_K3S:
-        pipeline.node_ready(node, timezone.now())
-
-
-def _server_ready(node: Node) -> bool:
-    return Node.objects.filter(
-        cluster_id=node.cluster_id, is_server=True, status=NodeStatus.RUNNING
-    ).exists()
