@@ -26,7 +26,8 @@ class DomainError(Exception):
         return {"code": self.code, "detail": self.message, **self.extra}
 
 
-class Invalid(DomainError, ValidationError):
+# Django's stubs type `code` and `message` as optional; here both are always set.
+class Invalid(DomainError, ValidationError):  # type: ignore[misc]
     """Bad input (400), naming the field: `Invalid({"name": "why"})` or `Invalid("why")`."""
 
     def __init__(self, errors: dict[str, str] | str, *, code: str | None = None) -> None:

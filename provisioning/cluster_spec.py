@@ -38,24 +38,42 @@ class ClusterRequest:
         return [pool.size for pool in self.pools for _ in range(pool.count)]
 
 
-def check_label(value: str, longest: int, field: str, what: str) -> None:
+def label_problem(value: str, longest: int) -> str | None:
     if not value or len(value) > longest or not DNS_LABEL.match(value):
-        raise Invalid({field: f"{what}: use 1-{longest} {DNS_LABEL_HELP}."})
+        return f"Use {DNS_LABEL_HELP} (at most {longest})."
+    return None
+
+
+def count_problem(count: int) -> str | None:
+    if not 1 <= count <= POOL_MAX_NODES:
+        return f"A pool has 1 to {POOL_MAX_NODES} nodes."
+    return None
 
 
 def check_pool_count(count: int, field: str = "count") -> None:
-    if not 1 <= count <= POOL_MAX_NODES:
-        raise Invalid({field: f"A pool has 1 to {POOL_MAX_NODES} nodes."})
+    problem = count_problem(count)
+    if problem:
+        raise Invalid({field: problem})
 
 
 def validate(spec: ClusterRequest) -> None:
-    """Invalid naming the field when the request breaks a rule."""
-    check_label(spec.name, CLUSTER_NAME_MAX, "name", "Cluster name")
-    if not spec.pools:
-        raise Invalid({"pools": "A cluster has at least one pool."})
+    """Invalid naming every field that breaks a rule (the first problem of each)."""
+    errors: dict[str, str] = {}
+    problem = label_problem(spec.name, CLUSTER_NAME_MAX)
+    if problem:
+        errors["name"] = problem
     names = [pool.name for pool in spec.pools]
-    if len(set(names)) != len(names):
-        raise Invalid({"pools": "Pool names must be unique."})
-    for pool in spec.pools:
-        check_label(pool.name, POOL_NAME_MAX, "pools", f"Pool name {pool.name!r}")
-        check_pool_count(pool.count, "pools")
+    pool_problems = [
+        f"{pool.name or 'pool ' + str(index + 1)}: {why}"
+        for index, pool in enumerate(spec.pools)
+        for why in (label_problem(pool.name, POOL_NAME_MAX), count_problem(pool.count))
+        if why
+    ]
+    if not spec.pools:
+        pool_problems.append("A cluster has at least one pool.")
+    elif len(set(names)) != len(names):
+        pool_problems.append("Pool names must be unique.")
+    if pool_problems:
+        errors["pools"] = " ".join(pool_problems)
+    if errors:
+        raise Invalid(errors)

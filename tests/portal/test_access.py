@@ -2,9 +2,10 @@
 
 import pytest
 from django.contrib.auth.models import AnonymousUser, User
-from django.core.exceptions import PermissionDenied
 
 from portal import access
+from portal.actor import Action, Actor
+from portal.errors import Forbidden
 from portal.models import ApiToken, Membership, Organisation, Role
 
 pytestmark = pytest.mark.django_db
@@ -32,10 +33,30 @@ def test_for_user_restricted_to_one_organisation(alice: User, bob: User, bobco) 
     assert list(one) == [bobco]
 
 
-def test_require_role(alice: User, charlie: User, bob: User, acme: Organisation) -> None:
-    assert access.require_role(alice, acme, Role.OWNER) == Role.OWNER
-    assert access.require_role(charlie, acme, Role.VIEWER) == Role.VIEWER
-    with pytest.raises(PermissionDenied):
-        access.require_role(charlie, acme, Role.MEMBER)
-    with pytest.raises(PermissionDenied):
-        access.require_role(bob, acme, Role.VIEWER)
+def test_for_user_scopes_by_the_actions_least_role(
+    alice: User, charlie: User, bob: User, acme: Organisation
+) -> None:
+    organisations = Organisation.objects.all()
+    assert list(access.for_user(organisations, charlie, "view")) == [acme]
+    assert list(access.for_user(organisations, charlie, "change")) == []
+    assert list(access.for_user(organisations, alice, "admin")) == [acme]
+    assert list(access.for_user(organisations, bob, "view").filter(pk=acme.pk)) == []
+
+
+def test_actor_roles(alice: User, charlie: User, bob: User, acme: Organisation) -> None:
+    assert Actor(user=alice).can(Action.ADMIN, acme)
+    assert Actor(user=charlie).can(Action.VIEW, acme)
+    assert not Actor(user=charlie).can(Action.CHANGE, acme)
+    assert not Actor(user=bob).can(Action.VIEW, acme)
+    assert not Actor(user=None).can(Action.VIEW, acme)  # anonymous: nobody
+    assert Actor.system().can(Action.ADMIN, acme)
+    with pytest.raises(Forbidden):
+        Actor(user=charlie).require(Action.CHANGE, acme)
+
+
+def test_a_token_actor_acts_in_its_own_organisation_only(
+    alice: User, acme: Organisation, bobco: Organisation
+) -> None:
+    Membership.objects.create(user=alice, organisation=bobco, role=Role.OWNER)
+    assert Actor(user=alice, organisation=acme).can(Action.CHANGE, bobco)
+    assert not Actor(user=alice, organisation=acme, bound=True).can(Action.CHANGE, bobco)

@@ -51,7 +51,7 @@ def test_api_accepts_token_and_records_last_use(alice: User, acme: Organisation)
     token, raw = tokens.issue(alice, acme, "t", timedelta(days=1))
     response = _bearer(raw).get("/api/v1/clusters")
     assert response.status_code == 200
-    assert response.json() == []
+    assert response.json()["results"] == []
     token.refresh_from_db()
     assert token.last_used_at is not None
 

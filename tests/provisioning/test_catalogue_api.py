@@ -31,16 +31,16 @@ def test_lists_for_a_customer(charlie: User, acme: Organisation, api_for: ApiFor
     versions = client.get("/api/v1/k3s-versions")
 
     assert regions.status_code == sizes.status_code == versions.status_code == 200
-    assert regions.json() == [{"slug": "demo", "name": "Demo"}]
-    assert sizes.json()[0] == {
+    assert regions.json()["results"] == [{"slug": "demo", "name": "Demo"}]
+    assert sizes.json()["results"][0] == {
         "slug": "small",
         "vcpus": 1,
         "memory_mib": 2048,
         "disk_gib": 20,
         "monthly_price": "10.00",
     }
-    assert [s["slug"] for s in sizes.json()] == ["small", "medium", "large"]
-    assert versions.json() == [
+    assert [s["slug"] for s in sizes.json()["results"]] == ["small", "medium", "large"]
+    assert versions.json()["results"] == [
         {"slug": "v1.31.4+k3s1", "version": "v1.31.4+k3s1", "default": True, "regions": ["demo"]},
         {"slug": "v1.30.8+k3s1", "version": "v1.30.8+k3s1", "default": False, "regions": ["demo"]},
     ]
@@ -68,4 +68,4 @@ def test_lists_run_a_constant_number_of_queries(
     for path in ("/api/v1/regions", "/api/v1/sizes", "/api/v1/k3s-versions"):
         # Token lookup and last-used stamp, then the list (+ prefetches for versions).
         with django_assert_max_num_queries(6):
-            assert len(client.get(path).json()) == 12
+            assert client.get(path).json()["count"] == 12

@@ -10,7 +10,7 @@ from cryptography.x509.oid import NameOID
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
-from networking.models import IpAllocation, Network
+from networking.models import Network, Port
 from portal.models import AuditEntry, Organisation, Quota
 from provisioning.models import Cluster, Hypervisor, IssuedCredential, Node
 
@@ -25,7 +25,7 @@ GOOD = {
 
 def nothing_created() -> bool:
     return not (
-        Cluster.objects.exists() or Node.objects.exists() or IpAllocation.objects.exists()
+        Cluster.objects.exists() or Node.objects.exists() or Port.objects.exists()
     ) and all(h.vcpus_allocated == 0 for h in Hypervisor.objects.all())
 
 
@@ -100,7 +100,7 @@ def test_other_tenants_get_404_and_viewers_403(
     assert stranger.get(f"{base}/credentials").status_code == 404
     assert stranger.delete(base).status_code == 404
     assert stranger.patch(f"{base}/pools/workers", {"count": 1}, format="json").status_code == 404
-    assert stranger.get("/api/v1/clusters").json() == []
+    assert stranger.get("/api/v1/clusters").json()["results"] == []
     viewer = api_for(charlie, acme)
     assert viewer.get(base).status_code == 200
     assert viewer.delete(base).status_code == 403
@@ -144,7 +144,7 @@ def test_kubeconfigs_for_admin_and_viewer(demo_cloud, alice, acme, charlie, api_
         viewer.get(f"/api/v1/clusters/{cluster['id']}/kubeconfig?role=viewer").content
     )
     assert _certificate(viewer_config).subject.rfc4514_string() == "O=portal:viewer,CN=charlie"
-    listed = client.get(f"/api/v1/clusters/{cluster['id']}/credentials").json()
+    listed = client.get(f"/api/v1/clusters/{cluster['id']}/credentials").json()["results"]
     assert {(c["user"], c["role"]) for c in listed} == {("alice", "admin"), ("charlie", "viewer")}
     assert format(cert.serial_number, "x") in {c["serial"] for c in listed}
     assert AuditEntry.objects.filter(action="kubeconfig.issue").count() == 2
@@ -190,7 +190,7 @@ def test_list_runs_constant_queries(
             format="json",
         )
     with django_assert_max_num_queries(baseline):
-        assert len(client.get("/api/v1/clusters").json()) == 4
+        assert client.get("/api/v1/clusters").json()["count"] == 4
 
 
 def test_two_organisations_same_default_cidr_distinct_segments(

@@ -45,7 +45,7 @@ def test_form_errors_are_shown_in_place_and_nothing_is_created(
     assert response.status_code == 400
     html = response.content.decode()
     assert 'id="name-error"' in html and "Use lowercase letters" in html
-    assert "count: Ensure this value is greater than or equal to 1." in html
+    assert "workers: A pool has 1 to 50 nodes." in html
     assert not Cluster.objects.exists()
 
 
