@@ -9,7 +9,6 @@ from datetime import timedelta
 from django.db.models import Prefetch, QuerySet
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
-from observability.serializers import EventOutput
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import CursorPagination
@@ -17,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from observability.models import Event
+from observability.serializers import EventOutput
 from portal import access
 from portal.errors import Invalid
 from portal.permissions import RolePermission
@@ -29,7 +29,7 @@ from provisioning.serializers import (
     KubeconfigInput,
     ScaleInput,
 )
-from provisioning.states import ClusterStatus
+from provisioning.states import CLUSTER_LIVE
 
 
 class EventPagination(CursorPagination):
@@ -51,7 +51,7 @@ class ClusterViewSet(
 
     def get_queryset(self) -> QuerySet[Cluster]:
         """The caller's clusters with everything the serializer reads, in constant queries."""
-        nodes = Node.objects.select_related("hypervisor", "ip_allocation", "pool").order_by("id")
+        nodes = Node.objects.select_related("hypervisor", "port", "pool").order_by("id")
         clusters = (
             access.for_request(Cluster.objects.all(), self.request)
             .select_related("region", "k3s_version", "network", "firewall", "organisation")
@@ -59,7 +59,7 @@ class ClusterViewSet(
             .order_by("-created_at", "-id")
         )
         if self.action == "list":
-            clusters = clusters.exclude(status=ClusterStatus.DELETED)
+            clusters = clusters.filter(status__in=CLUSTER_LIVE)
         return clusters
 
     def create(self, request: Request) -> Response:

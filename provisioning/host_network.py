@@ -22,13 +22,11 @@ from provisioning.drivers.base import (
     PermanentDriverError,
 )
 from provisioning.models import Cluster, Hypervisor, Node
-from provisioning.states import NodeStatus
-
-GONE = (NodeStatus.DELETING, NodeStatus.DELETED)
+from provisioning.states import NODE_GONE
 
 
 def live_nodes() -> QuerySet[Node]:
-    return Node.objects.exclude(status__in=GONE)
+    return Node.objects.exclude(status__in=NODE_GONE)
 
 
 def network_spec(network: Network, nodes: QuerySet[Node]) -> NetworkSpec:

@@ -14,7 +14,7 @@ takes no new nodes either way); its failures and last error are still recorded a
 import logging
 
 from django.db import transaction
-from django.db.models import F, Value
+from django.db.models import F, Q, Value
 from django.db.models.functions import Least
 from django.utils import timezone
 
@@ -24,6 +24,7 @@ from portal.errors import Conflict
 from provisioning.drivers import get_driver
 from provisioning.drivers.base import DriverError
 from provisioning.models import DOMAIN_PREFIX, Hypervisor, HypervisorState
+from provisioning.states import transition
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +44,13 @@ class HypervisorStateConflict(Conflict):
 def sync_hypervisor(hypervisor_id: int) -> None:
     """Read the host's facts through its driver and store them, or count the failure."""
     hosts = Hypervisor.objects.filter(pk=hypervisor_id)
-    uri = hosts.values_list("uri", flat=True).first()
-    if uri is None:
+    host = hosts.only("uri", "state").first()
+    if host is None:
         return  # deleted since the sync was queued
     try:
-        facts = get_driver(uri).host_facts()
+        facts = get_driver(host.uri).host_facts()
     except DriverError as err:
-        _record_failure(hypervisor_id, err)
+        _record_failure(host, err)
         return
     with transaction.atomic():
         hosts.update(
@@ -60,23 +61,26 @@ def sync_hypervisor(hypervisor_id: int) -> None:
             sync_failures=0,
             last_error="",
         )
-        if hosts.filter(state=HypervisorState.OFFLINE).update(state=HypervisorState.ACTIVE):
+        if transition(host, [HypervisorState.OFFLINE], HypervisorState.ACTIVE):
             logger.info("hypervisor %s answers again: back to active", hypervisor_id)
 
 
-def _record_failure(hypervisor_id: int, err: DriverError) -> None:
-    hosts = Hypervisor.objects.filter(pk=hypervisor_id)
+def _record_failure(host: Hypervisor, err: DriverError) -> None:
+    hosts = Hypervisor.objects.filter(pk=host.pk)
     max_length = Hypervisor._meta.get_field("last_error").max_length or 500
     with transaction.atomic():
         hosts.update(
             sync_failures=Least(F("sync_failures") + 1, Value(MAX_COUNTED_FAILURES)),
             last_error=str(err)[:max_length],
         )
-        went_offline = hosts.filter(
-            state=HypervisorState.ACTIVE, sync_failures__gte=OFFLINE_AFTER_FAILURES
-        ).update(state=HypervisorState.OFFLINE)
+        went_offline = transition(
+            host,
+            [HypervisorState.ACTIVE],
+            HypervisorState.OFFLINE,
+            when=Q(sync_failures__gte=OFFLINE_AFTER_FAILURES),
+        )
     if went_offline:
-        logger.warning("hypervisor %s is offline: %s", hypervisor_id, err)
+        logger.warning("hypervisor %s is offline: %s", host.pk, err)
 
 
 def cordon(actor: Actor, hypervisor: Hypervisor) -> bool:
@@ -95,8 +99,7 @@ def _move(
     actor.require_staff()
     hosts = Hypervisor.objects.filter(pk=hypervisor.pk)
     with transaction.atomic():
-        if hosts.filter(state=source).update(state=target):
-            hypervisor.state = target
+        if transition(hypervisor, [source], target):
             audit.record(f"hypervisor.{_VERBS[target]}", hypervisor, actor)
             return True
     current = hosts.values_list("state", flat=True).get()

@@ -7,11 +7,10 @@ from datetime import timedelta
 
 from django.db import transaction
 
-from networking import ipam
 from portal import audit
 from portal.actor import Action, Actor
 from portal.errors import Forbidden, Invalid
-from provisioning import pki
+from provisioning import addresses, pki
 from provisioning.models import Cluster, IssuedCredential
 
 DEFAULT_TTL = timedelta(hours=8)
@@ -29,7 +28,7 @@ def issue(actor: Actor, cluster: Cluster, role: str, ttl: timedelta = DEFAULT_TT
     if ttl > MAX_TTL or ttl <= timedelta(0):
         raise Invalid({"ttl": "Lifetime must be between 1 second and 7 days."})
     server = cluster.nodes.filter(is_server=True).first()
-    address = ipam.address_of(server) if server else None
+    address = addresses.address_of(server) if server else None
     if address is None:
         raise Invalid({"cluster": "The cluster has no server address yet."})
     ca = pki.CertificateAuthority(cluster.client_ca_cert, cluster.client_ca_key)

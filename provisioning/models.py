@@ -216,12 +216,17 @@ class Node(models.Model):
     hypervisor = models.ForeignKey(
         Hypervisor, null=True, on_delete=models.PROTECT, related_name="nodes"
     )
+    # The node's address and MAC; networking holds ports for opaque owners (the node's
+    # uuid), so the link lives on this side. Set by provisioning.addresses.
+    port = models.OneToOneField(
+        "networking.Port", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     # The capacity this node holds on its hypervisor; zeroed exactly once on release.
     claimed_vcpus = models.PositiveSmallIntegerField(default=0)
     claimed_memory_mib = models.PositiveIntegerField(default=0)
     status = models.CharField(max_length=12, choices=NodeStatus.choices, default=NodeStatus.PENDING)
     step = models.CharField(max_length=16, choices=Step.choices, blank=True)
-    error_code = models.CharField(max_length=40, blank=True)
+    error_code = models.CharField(max_length=40, choices=NodeError.choices, blank=True)
     error_message = models.CharField(max_length=500, blank=True)
     # Digest of the guest's token (cloud-init seed URL and phone-home); blank = revoked.
     token_digest = models.CharField(max_length=64, blank=True, db_index=True)

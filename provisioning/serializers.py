@@ -4,7 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from observability.models import Event
+from provisioning import addresses
 from provisioning.cluster_spec import ClusterRequest, PoolRequest
 from provisioning.models import Cluster, IssuedCredential, K3sVersion, Node, NodeSize, Region
 
@@ -59,8 +59,7 @@ class NodeOutput(serializers.ModelSerializer):
         fields = ["id", "name", "pool", "is_server", "status", "step", "hypervisor", "ip", "error"]
 
     def get_ip(self, node: Node) -> str | None:
-        allocation = getattr(node, "ip_allocation", None)
-        return allocation.address if allocation else None
+        return addresses.address_of(node)
 
     def get_error(self, node: Node) -> dict[str, str] | None:
         if not node.error_code:
@@ -102,21 +101,6 @@ class ClusterOutput(serializers.ModelSerializer):
     def get_nodes(self, cluster: Cluster) -> list[dict[str, Any]]:
         nodes = [n for n in cluster.nodes.all() if n.status != "deleted"]
         return NodeOutput(nodes, many=True).data  # type: ignore[return-value]
-
-
-class EventOutput(serializers.ModelSerializer):
-    node = serializers.SerializerMethodField()
-    step = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Event
-        fields = ["id", "created_at", "node", "step", "state", "message", "progress"]
-
-    def get_node(self, event: Event) -> str | None:
-        return event.node or None
-
-    def get_step(self, event: Event) -> str | None:
-        return event.step or None
 
 
 class CredentialOutput(serializers.ModelSerializer):

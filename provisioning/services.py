@@ -10,17 +10,28 @@ from collections.abc import Iterable
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from networking import ipam
 from networking import services as networking
 from observability import events
-from portal import audit, secrets
+from portal import audit
 from portal.actor import Action, Actor
 from portal.errors import Invalid
 from portal.models import Organisation, Quota
-from provisioning import cluster_spec, guest, pki, placement, quotas
+from provisioning import addresses, cluster_spec, enqueue, guest_seed, pki, placement, quotas, steps
 from provisioning.cluster_spec import ClusterRequest
 from provisioning.models import BaseImage, Cluster, Node, NodePool, NodeStep
-from provisioning.states import LIVE_NODE, STEPS, ClusterStatus, NodeStatus, transition
+from provisioning.states import (
+    CLUSTER_DELETABLE,
+    CLUSTER_GONE,
+    CLUSTER_LIVE,
+    CLUSTER_SETTLED,
+    NODE_ACTIVE,
+    NODE_DELETABLE,
+    NODE_GONE,
+    NODE_LIVE,
+    ClusterStatus,
+    NodeStatus,
+    transition,
+)
 
 C, N = ClusterStatus, NodeStatus
 
@@ -49,21 +60,14 @@ def _add_nodes(
             claimed_vcpus=size.vcpus,
             claimed_memory_mib=size.memory_mib,
         )
-        node.token_digest = guest.token_digest(guest.node_token(node))
+        node.token_digest = guest_seed.token_digest(guest_seed.node_token(node))
         node.save(update_fields=["token_digest"])
-        NodeStep.objects.bulk_create([NodeStep(node=node, step=step) for step in STEPS])
-        ipam.allocate(node)
+        NodeStep.objects.bulk_create([NodeStep(node=node, step=step) for step in steps.NAMES])
+        addresses.allocate(node)
         nodes.append(node)
     NodePool.objects.filter(pk=pool.pk).update(next_index=first_index + count)
     pool.next_index = first_index + count
     return nodes
-
-
-def _enqueue_launch(node_ids: list[int]) -> None:
-    from provisioning.tasks import launch
-
-    for node_id in node_ids:
-        launch.import_image.delay(node_id)
 
 
 def create_cluster(actor: Actor, spec: ClusterRequest) -> Cluster:
@@ -83,7 +87,7 @@ def create_cluster(actor: Actor, spec: ClusterRequest) -> Cluster:
             if Cluster.objects.filter(
                 organisation=organisation,
                 name=spec.name,
-                status__in=[s for s in C if s != C.DELETED],
+                status__in=CLUSTER_LIVE,
             ).exists():
                 raise Invalid({"name": f"You already have a cluster named {spec.name}."})
             network, firewall = networking.resolve_for_cluster(
@@ -127,32 +131,23 @@ def create_cluster(actor: Actor, spec: ClusterRequest) -> Cluster:
                 organisation=organisation,
                 placement=plan.summary,
             )
-            transaction.on_commit(lambda: _launch(cluster.pk), robust=True)
+            enqueue.launch_cluster(cluster.pk)
     except IntegrityError as error:  # the unique live name, raced by a concurrent request
         raise Invalid({"name": f"You already have a cluster named {spec.name}."}) from error
     return cluster
 
 
-def _launch(cluster_id: int) -> None:
-    from provisioning.tasks import launch
-
-    launch.launch_cluster.delay(cluster_id)
-
-
 def delete_cluster(actor: Actor, cluster: Cluster) -> None:
     actor.require(Action.CHANGE, cluster.organisation)
     with transaction.atomic():
-        live = [s for s in C if s not in (C.DELETING, C.DELETED)]
-        if not transition(cluster, live, C.DELETING, status_reason="Deleting."):
+        if not transition(cluster, CLUSTER_DELETABLE, C.DELETING, status_reason="Deleting."):
             return  # already deleting: a repeated DELETE is accepted and changes nothing
-        node_ids = _delete_nodes(
-            Node.objects.filter(cluster=cluster).exclude(status__in=[N.DELETING, N.DELETED])
-        )
+        node_ids = _delete_nodes(Node.objects.filter(cluster=cluster).exclude(status__in=NODE_GONE))
         events.record(cluster, "Cluster deletion requested.")
         audit.record("cluster.delete", cluster, actor, organisation=cluster.organisation)
         if not node_ids:
             transaction.on_commit(lambda: _finish_empty_delete(cluster.pk), robust=True)
-    transaction.on_commit(lambda: _enqueue_delete(node_ids), robust=True)
+    enqueue.delete_nodes(node_ids)
 
 
 def _delete_nodes(nodes: Iterable[Node]) -> list[int]:
@@ -160,19 +155,12 @@ def _delete_nodes(nodes: Iterable[Node]) -> list[int]:
     for node in nodes:
         if transition(
             node,
-            [N.PENDING, N.PROVISIONING, N.RUNNING, N.FAILED],
+            NODE_DELETABLE,
             N.DELETING,
             progressed_at=timezone.now(),
         ):
             ids.append(node.pk)
     return ids
-
-
-def _enqueue_delete(node_ids: list[int]) -> None:
-    from provisioning.tasks import launch
-
-    for node_id in node_ids:
-        launch.delete_node.delay(node_id)
 
 
 def _finish_empty_delete(cluster_id: int) -> None:
@@ -187,10 +175,10 @@ def scale_pool(actor: Actor, pool: NodePool, count: int) -> None:
     cluster_spec.check_pool_count(count)
     with transaction.atomic():
         _lock_quota(cluster.organisation)
-        if cluster.status in (C.DELETING, C.DELETED):
+        if cluster.status in CLUSTER_GONE:
             raise Invalid({"cluster": "The cluster is being deleted."})
         live = list(
-            pool.nodes.filter(status__in=LIVE_NODE).exclude(status=N.DELETING).order_by("id")
+            pool.nodes.filter(status__in=NODE_LIVE).exclude(status=N.DELETING).order_by("id")
         )
         NodePool.objects.filter(pk=pool.pk).update(count=count)
         audit.record(
@@ -206,7 +194,7 @@ def scale_pool(actor: Actor, pool: NodePool, count: int) -> None:
             sizes = [pool.size] * added
             quotas.check(cluster.organisation, quotas.of_nodes(sizes), field="count")
             existing = Counter(
-                Node.objects.filter(cluster=cluster, status__in=LIVE_NODE).values_list(
+                Node.objects.filter(cluster=cluster, status__in=NODE_LIVE).values_list(
                     "hypervisor_id", flat=True
                 )
             )
@@ -215,10 +203,10 @@ def scale_pool(actor: Actor, pool: NodePool, count: int) -> None:
             except placement.PlacementError as error:
                 raise Invalid({"count": str(error)}) from error
             nodes = _add_nodes(cluster, pool, added, plan, 0)
-            transition(cluster, [C.RUNNING, C.DEGRADED, C.FAILED], C.PROVISIONING)
+            transition(cluster, CLUSTER_SETTLED, C.PROVISIONING)
             events.record(cluster, f"Scaling {pool.name} up to {count}: {plan.summary}.")
             ids = [n.pk for n in nodes]
-            transaction.on_commit(lambda: _enqueue_launch(ids), robust=True)
+            enqueue.launch_nodes(ids)
         elif count < len(live):
             newest = [n for n in reversed(live) if not n.is_server][: len(live) - count]
             if len(newest) < len(live) - count:
@@ -230,7 +218,7 @@ def scale_pool(actor: Actor, pool: NodePool, count: int) -> None:
                 + ".",
             )
             ids = _delete_nodes(newest)
-            transaction.on_commit(lambda: _enqueue_delete(ids), robust=True)
+            enqueue.delete_nodes(ids)
 
 
 def retry_failed(actor: Actor, cluster: Cluster) -> list[str]:
@@ -242,9 +230,9 @@ def retry_failed(actor: Actor, cluster: Cluster) -> list[str]:
         if not failed:
             raise Invalid({"cluster": "No failed nodes to retry."})
         existing = Counter(
-            Node.objects.filter(
-                cluster=cluster, status__in=[N.PENDING, N.PROVISIONING, N.RUNNING]
-            ).values_list("hypervisor_id", flat=True)
+            Node.objects.filter(cluster=cluster, status__in=NODE_ACTIVE).values_list(
+                "hypervisor_id", flat=True
+            )
         )
         try:
             plan = placement.claim(cluster.region, [n.pool.size for n in failed], existing)
@@ -267,11 +255,11 @@ def retry_failed(actor: Actor, cluster: Cluster) -> list[str]:
             NodeStep.objects.filter(node=node).update(
                 started_at=None, finished_at=None, failed=False
             )
-            ipam.allocate(node)
-        transition(cluster, [C.FAILED, C.DEGRADED, C.RUNNING], C.PROVISIONING)
+            addresses.allocate(node)
+        transition(cluster, CLUSTER_SETTLED, C.PROVISIONING)
         names = [n.name for n in failed]
         events.record(cluster, f"Retrying {', '.join(names)}: {plan.summary}.")
         audit.record("cluster.retry", cluster, actor, organisation=cluster.organisation)
         ids = [n.pk for n in failed]
-        transaction.on_commit(lambda: _enqueue_launch(ids), robust=True)
+        enqueue.launch_nodes(ids)
     return names

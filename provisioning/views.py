@@ -19,7 +19,7 @@ from provisioning import cluster_page, cluster_spec, placement, quotas, services
 from provisioning.cluster_spec import ClusterRequest
 from provisioning.models import Cluster, K3sVersion, NodePool, NodeSize, Region
 from provisioning.serializers import ClusterInput
-from provisioning.states import ClusterStatus, NodeStatus
+from provisioning.states import CLUSTER_LIVE, NodeStatus
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -36,7 +36,7 @@ def _clusters(request: HttpRequest) -> Any:
 def cluster_list(request: HtmxHttpRequest) -> HttpResponse:
     clusters = (
         _clusters(request)
-        .exclude(status=ClusterStatus.DELETED)
+        .filter(status__in=CLUSTER_LIVE)
         .select_related("region", "k3s_version")
         .annotate(
             node_total=Count("nodes", filter=~Q(nodes__status=NodeStatus.DELETED)),

@@ -28,7 +28,7 @@ def test_for_user_follows_organisation_path(alice: User, bob: User, api_for, acm
 def test_for_user_restricted_to_one_organisation(alice: User, bob: User, bobco) -> None:
     Membership.objects.create(user=alice, organisation=bobco, role=Role.MEMBER)
     both = access.for_user(Organisation.objects.all(), alice)
-    one = access.for_user(Organisation.objects.all(), alice, bobco)
+    one = access.for_user(Organisation.objects.all(), alice, organisation=bobco)
     assert both.count() == 2
     assert list(one) == [bobco]
 

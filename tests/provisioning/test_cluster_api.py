@@ -24,9 +24,9 @@ GOOD = {
 
 
 def nothing_created() -> bool:
-    return not (
-        Cluster.objects.exists() or Node.objects.exists() or Port.objects.exists()
-    ) and all(h.vcpus_allocated == 0 for h in Hypervisor.objects.all())
+    return not (Cluster.objects.exists() or Node.objects.exists() or Port.objects.exists()) and all(
+        h.vcpus_allocated == 0 for h in Hypervisor.objects.all()
+    )
 
 
 @pytest.mark.parametrize(
