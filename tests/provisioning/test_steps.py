@@ -61,7 +61,7 @@ def test_unknown_fault_steps_are_refused(settings) -> None:
 
 
 def test_error_codes_are_choices_of_the_node() -> None:
-    codes = {value for value, _ in Node._meta.get_field("error_code").choices}
+    codes = {value for value, _ in Node._meta.get_field("error_code").flatchoices}
     assert {
         "hypervisor_unreachable",
         "step_timeout",
