@@ -6,6 +6,7 @@ a Django `ValidationError`, so forms take it with `add_error` and `message_dict`
 and `Forbidden` a `PermissionDenied`, so a page answers 403.
 """
 
+import itertools
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -36,7 +37,24 @@ class Invalid(DomainError, ValidationError):  # type: ignore[misc]
         ValidationError.__init__(self, {name: [why] for name, why in fields.items()})
 
     def body(self) -> dict[str, Any]:
-        return {"code": self.code, **self.message_dict}
+        return {"code": self.code, **nested(self.message_dict)}
+
+
+def nested(flat: dict[str, list[str]]) -> dict[str, Any]:
+    """Paths as DRF shapes nested errors: `{"pools.1.count": [...]}` becomes
+    `{"pools": [{}, {"count": [...]}]}`."""
+    out: dict[str, Any] = {}
+    for path, messages in flat.items():
+        node: Any = out
+        parts = path.split(".")
+        for part, after in itertools.pairwise(parts):
+            if isinstance(node, list):
+                node.extend({} for _ in range(int(part) + 1 - len(node)))
+                node = node[int(part)]
+            else:
+                node = node.setdefault(part, [] if after.isdigit() else {})
+        node[parts[-1]] = messages
+    return out
 
 
 class Forbidden(DomainError, PermissionDenied):

@@ -19,8 +19,10 @@ class EncryptedTextField(models.TextField):
     description = "Text encrypted at rest with portal.secrets (FERNET_KEYS)"
 
     def get_prep_value(self, value: Any) -> Any:
-        value = super().get_prep_value(value)
-        return secrets.encrypt(value) if value else value
+        # Not TextField's: it runs to_python, which would decrypt a value that happens to
+        # be a token. What is saved is always the plaintext the model holds.
+        value = models.Field.get_prep_value(self, value)
+        return secrets.encrypt(str(value)) if value else value
 
     def from_db_value(
         self, value: str | None, expression: Expression, connection: BaseDatabaseWrapper

@@ -27,10 +27,10 @@ class RolePermission(permissions.IsAuthenticated):
         lookup = getattr(view, "lookup_url_kwarg", None) or getattr(view, "lookup_field", "pk")
         if lookup in view.kwargs:
             return True  # an object's own organisation decides (has_object_permission)
+        if request.method in permissions.SAFE_METHODS:
+            return True  # a list is scoped by its queryset: empty outside any organisation
         organisation = access.current_organisation(request)
-        return organisation is not None and access.actor(request).can(
-            action_of(request), organisation
-        )
+        return organisation is not None and access.actor(request).can(Action.CHANGE, organisation)
 
     def has_object_permission(self, request: Request, view: APIView, obj: Any) -> bool:
         assert isinstance(obj, Model)

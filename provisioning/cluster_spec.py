@@ -57,23 +57,23 @@ def check_pool_count(count: int, field: str = "count") -> None:
 
 
 def validate(spec: ClusterRequest) -> None:
-    """Invalid naming every field that breaks a rule (the first problem of each)."""
+    """Invalid naming every field that breaks a rule (the first problem of each); a pool's
+    fields by path (`pools.0.count`), as DRF names nested fields."""
     errors: dict[str, str] = {}
     problem = label_problem(spec.name, CLUSTER_NAME_MAX)
     if problem:
         errors["name"] = problem
+    for index, pool in enumerate(spec.pools):
+        for field, why in (
+            ("name", label_problem(pool.name, POOL_NAME_MAX)),
+            ("count", count_problem(pool.count)),
+        ):
+            if why:
+                errors[f"pools.{index}.{field}"] = why
     names = [pool.name for pool in spec.pools]
-    pool_problems = [
-        f"{pool.name or 'pool ' + str(index + 1)}: {why}"
-        for index, pool in enumerate(spec.pools)
-        for why in (label_problem(pool.name, POOL_NAME_MAX), count_problem(pool.count))
-        if why
-    ]
     if not spec.pools:
-        pool_problems.append("A cluster has at least one pool.")
-    elif len(set(names)) != len(names):
-        pool_problems.append("Pool names must be unique.")
-    if pool_problems:
-        errors["pools"] = " ".join(pool_problems)
+        errors["pools"] = "A cluster has at least one pool."
+    elif len(set(names)) != len(names) and not any(k.startswith("pools.") for k in errors):
+        errors["pools"] = "Pool names must be unique."
     if errors:
         raise Invalid(errors)

@@ -2,9 +2,9 @@
 
 from dataclasses import dataclass
 
-from django.core.exceptions import ValidationError
 from django.db.models import Count, Sum
 
+from portal.errors import Invalid
 from portal.models import Organisation, Quota
 from provisioning.models import Cluster, Node, NodeSize
 from provisioning.states import CLUSTER_LIVE, NODE_LIVE
@@ -63,11 +63,11 @@ def shortfalls(after: Usage, limit: Usage) -> list[str]:
 
 
 def check(organisation: Organisation, extra: Usage, field: str = "pools") -> None:
-    """Raise ValidationError on `field` when `extra` would exceed the quota.
+    """Raise Invalid on `field` when `extra` would exceed the quota.
 
     Callers hold the organisation's Quota row locked (select_for_update) so two
     concurrent launches cannot both pass.
     """
     over = shortfalls(usage(organisation) + extra, limits(organisation))
     if over:
-        raise ValidationError({field: f"Over your organisation's quota: {', '.join(over)}."})
+        raise Invalid({field: f"Over your organisation's quota: {', '.join(over)}."})

@@ -73,10 +73,6 @@ def first() -> StepSpec:
     return TABLE[0]
 
 
-def last() -> StepSpec:
-    return TABLE[-1]
-
-
 def next_step(name: str) -> StepSpec | None:
     """The step after `name`, None after the last."""
     index = NAMES.index(name) + 1

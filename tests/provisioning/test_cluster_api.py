@@ -208,3 +208,12 @@ def test_organisation_field_is_the_callers(demo_cloud, alice, acme, api_for) -> 
     assert Cluster.objects.get(uuid=cluster_id).organisation == acme
     assert Organisation.objects.count() == 1
     assert User.objects.count() == 1
+
+
+def test_a_user_in_no_organisation_lists_nothing_and_creates_nothing(demo_cloud) -> None:
+    loner = User.objects.create_user("loner")
+    client = APIClient()
+    client.force_authenticate(loner)
+    assert client.get("/api/v1/clusters").json()["results"] == []
+    assert client.post("/api/v1/clusters", GOOD, format="json").status_code == 403
+    assert nothing_created()

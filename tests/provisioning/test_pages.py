@@ -45,7 +45,7 @@ def test_form_errors_are_shown_in_place_and_nothing_is_created(
     assert response.status_code == 400
     html = response.content.decode()
     assert 'id="name-error"' in html and "Use lowercase letters" in html
-    assert "workers: A pool has 1 to 50 nodes." in html
+    assert "count: A pool has 1 to 50 nodes." in html
     assert not Cluster.objects.exists()
 
 
@@ -112,3 +112,12 @@ def test_list_runs_constant_queries(
     with django_assert_max_num_queries(baseline):
         html = client.get(reverse("provisioning:cluster_list")).content.decode()
     assert html.count("3/3 running") == 4
+
+
+def test_over_quota_is_a_form_error_not_a_crash(demo_cloud, alice, acme, browser_for) -> None:
+    acme.quota.nodes = 2
+    acme.quota.save()
+    response = browser_for(alice).post(reverse("provisioning:cluster_create"), FORM)
+    assert response.status_code == 400
+    assert "Over your organisation&#x27;s quota: nodes 3 of 2." in response.content.decode()
+    assert not Cluster.objects.exists()
