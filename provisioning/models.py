@@ -39,6 +39,18 @@ class Region(models.Model):
         return self.slug
 
 
+class VirtType(models.TextChoices):
+    KVM = "kvm", "KVM (hardware)"
+    QEMU = "qemu", "QEMU (software, TCG)"
+
+
+class CpuMode(models.TextChoices):
+    HOST_MODEL = "host-model"
+    HOST_PASSTHROUGH = "host-passthrough"
+    CUSTOM = "custom", "a named model (cpu_model)"
+    NONE = "none", "no <cpu> element (QEMU's default)"
+
+
 class Hypervisor(models.Model):
     """A libvirt host. Totals come from libvirt (the inventory sync); allocations are the
     portal's own claims, since libvirt (and its test driver) does not account for them."""
@@ -63,6 +75,15 @@ class Hypervisor(models.Model):
     last_error = models.CharField(max_length=500, blank=True)
     # SSH key or TLS client key for a remote URI, Fernet-encrypted (see portal.secrets).
     credentials = EncryptedTextField(db_column="credentials_encrypted", blank=True)
+    # How its guests are virtualised. Blank = what the host's domcapabilities offer (filled
+    # in by the inventory sync): kvm only where libvirt reports it usable, else qemu (TCG).
+    virt_type = models.CharField(max_length=8, choices=VirtType.choices, blank=True)
+    cpu_mode = models.CharField(max_length=20, choices=CpuMode.choices, blank=True)
+    cpu_model = models.CharField(max_length=64, blank=True, help_text="for cpu_mode=custom")
+    machine_type = models.CharField(max_length=64, blank=True, help_text='e.g. "pc-q35-7.2"')
+    # The host agent (a Celery worker on queue host.<name>) reports here; a host whose
+    # agent is silent takes no new nodes.
+    agent_seen_at = models.DateTimeField(null=True, blank=True)
 
     TRANSITIONS = HYPERVISOR_TRANSITIONS
     STATE_FIELD = "state"
@@ -129,6 +150,12 @@ class BaseImage(models.Model):
     version = models.ForeignKey(K3sVersion, on_delete=models.PROTECT, related_name="images")
     region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="images")
     volume_name = models.CharField(max_length=200)
+    # What `manage.py publish_image` uploaded; blank for a volume put in place by hand.
+    sha256 = models.CharField(max_length=64, blank=True)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    # False: the image was built without a K3s bundle; launch_k3s fails k3s_bundle_missing.
+    has_k3s = models.BooleanField(default=True)
+    published_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -137,6 +164,33 @@ class BaseImage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version} in {self.region}: {self.volume_name}"
+
+
+class ReplicaState(models.TextChoices):
+    PRESENT = "present"
+    MISSING = "missing"
+    MISMATCH = "mismatch"  # a volume of that name whose digest is not the image's
+
+
+class ImageReplica(models.Model):
+    """A base image on one hypervisor, as publishing and the inventory sync found it.
+    Placement only uses hosts where the cluster's image is present."""
+
+    image = models.ForeignKey(BaseImage, on_delete=models.CASCADE, related_name="replicas")
+    hypervisor = models.ForeignKey(Hypervisor, on_delete=models.CASCADE, related_name="replicas")
+    state = models.CharField(max_length=10, choices=ReplicaState.choices)
+    sha256 = models.CharField(max_length=64, blank=True)
+    checked_at = models.DateTimeField(auto_now=True)
+    detail = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["image", "hypervisor__name"]
+        constraints = [
+            models.UniqueConstraint(fields=["image", "hypervisor"], name="one_replica_per_host")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.image.volume_name} on {self.hypervisor}: {self.state}"
 
 
 class Cluster(models.Model):
@@ -228,6 +282,8 @@ class Node(models.Model):
     step = models.CharField(max_length=16, choices=Step.choices, blank=True)
     error_code = models.CharField(max_length=40, choices=NodeError.choices, blank=True)
     error_message = models.CharField(max_length=500, blank=True)
+    # The last lines of the guest's serial console, kept when a guest never phoned home.
+    console_tail = models.TextField(blank=True)
     # Digest of the guest's token (cloud-init seed URL and phone-home); blank = revoked.
     token_digest = models.CharField(max_length=64, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
