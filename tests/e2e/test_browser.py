@@ -21,7 +21,8 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from playwright.sync_api import Browser, ConsoleMessage, Error, Page, ViewportSize, expect
 
-from tests.e2e.conftest import CHROMIUM, ROOT, Portal
+from tests.e2e.conftest import CHROMIUM, Portal
+from tests.portal_process import ROOT
 
 pytestmark = [
     pytest.mark.browser,
