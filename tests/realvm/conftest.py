@@ -1,0 +1,185 @@
+"""The real-VM tier: this machine as a hypervisor (libvirtd + QEMU, software emulation),
+a base image built by the product's own builder, the portal and a host agent started
+for real, and real Debian guests that boot, run cloud-init and phone home.
+
+The image is cached outside the clone (REALVM_IMAGE_DIR, default
+/var/cache/k3s-portal/images) and built when missing. Skipped, with the reason, only
+where no libvirtd answers on qemu:///system.
+"""
+
+import json
+import os
+import re
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import portal_process
+
+URI = "qemu:///system"
+REGION = "ci-real"
+HOST = "ci-host"
+POOL = "k3s-portal-ci"
+POOL_DIR = Path("/var/lib/libvirt/images") / POOL
+IMAGE_NAME = "base-bookworm.qcow2"
+# The tenant network's gateway: guests reach the portal there (their only way out).
+GATEWAY = "10.0.0.1"
+
+
+def virsh(*args: str) -> str:
+    done = subprocess.run(
+        ["virsh", "-q", "-c", URI, *args], capture_output=True, text=True, timeout=60
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"virsh {' '.join(args)}: {done.stderr.strip()}")
+    return done.stdout
+
+
+def _libvirtd_reason() -> str | None:
+    try:
+        virsh("version")
+    except (AssertionError, OSError) as error:
+        return f"no libvirtd answering on {URI}: {error}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def figures() -> Iterator[dict[str, float]]:
+    """Timings the tier measures; printed at the end for the README's table."""
+    measured: dict[str, float] = {}
+    yield measured
+    if measured:
+        print("\nreal-VM figures: " + json.dumps(measured, sort_keys=True))
+
+
+@pytest.fixture(scope="session")
+def base_image(figures: dict[str, float], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    reason = _libvirtd_reason()
+    if reason:
+        pytest.skip(reason)
+    cache = Path(os.environ.get("REALVM_IMAGE_DIR", "/var/cache/k3s-portal/images"))
+    image = cache / IMAGE_NAME
+    if not image.exists():
+        env = portal_process.embedded_env(tmp_path_factory.mktemp("build"), 0)
+        started = time.monotonic()
+        portal_process.manage(env, "build_image", str(image), timeout=1200)
+        figures["image_build_s"] = round(time.monotonic() - started, 1)
+    return image
+
+
+@dataclass
+class RealPortal:
+    url: str
+    token: str
+    staff_token: str
+    data_dir: Path
+    env: dict[str, str]
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def api(self, method: str, path: str, body: Any = None, *, staff: bool = False) -> Any:
+        request = urllib.request.Request(  # noqa: S310 (the portal on this machine)
+            self.url + path,
+            data=json.dumps(body).encode() if body is not None else None,
+            method=method,
+            headers={
+                "Authorization": f"Bearer {self.staff_token if staff else self.token}",
+                "Content-Type": "application/json",
+            },
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return json.loads(response.read() or b"null")
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text() for p in sorted(self.data_dir.glob("*.log")))
+
+
+def _token(env: dict[str, str], *args: str) -> str:
+    return portal_process.manage(env, "create_token", *args).strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def real_portal(base_image: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealPortal]:
+    data_dir = tmp_path_factory.mktemp("realvm")
+    port = portal_process.free_port()
+    env = portal_process.embedded_env(
+        data_dir,
+        port,
+        HOST="0.0.0.0",  # noqa: S104  (guests come in through the tenant bridge)
+        PORTAL_URL=f"http://{GATEWAY}:{port}",
+        ALLOWED_HOSTS=f"127.0.0.1,localhost,{GATEWAY}",
+        CLOUD_GUEST_SIMULATOR="0",
+        HOST_QUEUES="1",
+        WORKER_HEARTBEAT_SECONDS="1",
+        STEP_TIMEOUT_SECONDS="900",
+        GUEST_BOOT_DEADLINE_SECONDS="600",
+    )
+    portal_process.manage(env, "migrate", "--noinput")
+    portal_process.manage(env, "seed_demo")
+    portal_process.manage(
+        env,
+        "shell",
+        "-c",
+        "from provisioning.models import Region; "
+        f"Region.objects.get_or_create(slug='{REGION}', defaults={{'name': 'This machine'}})",
+    )
+    POOL_DIR.mkdir(parents=True, exist_ok=True)
+    if POOL not in virsh("pool-list", "--all", "--name").split():
+        virsh("pool-define-as", POOL, "dir", "--target", str(POOL_DIR))
+    if "running" not in virsh("pool-info", POOL):
+        virsh("pool-start", POOL)
+    portal_process.manage(
+        env, "add_hypervisor", HOST, URI, "--region", REGION, "--storage-pool", POOL,
+        "--virt-type", "qemu",
+    )  # fmt: skip
+    version = portal_process.manage(
+        env,
+        "shell",
+        "-c",
+        "from provisioning.models import K3sVersion; "
+        "print(K3sVersion.objects.get(is_default=True).version)",
+    ).strip()
+    portal_process.manage(
+        env, "publish_image", str(base_image), "--region", REGION, "--version", version,
+        "--volume", IMAGE_NAME, timeout=600,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    portal = RealPortal(
+        url,
+        _token(env, "demo", "--org", "demo"),
+        _token(env, "ci-staff", "--org", "ci-staff", "--create", "--staff"),
+        data_dir,
+        env,
+    )
+    serve = portal_process.start(env, data_dir / "serve.log", "serve", "--port", str(port))
+    portal.processes.append(serve)
+    portal.processes.append(
+        portal_process.start(env, data_dir / "host-agent.log", "host_agent", HOST)
+    )
+    try:
+        portal_process.wait_ready(url, serve, data_dir / "serve.log")
+        yield portal
+    finally:
+        for process in portal.processes:
+            portal_process.stop(process)
+        for volume in virsh("vol-list", POOL, "--name").split():
+            virsh("vol-delete", volume, "--pool", POOL)
+        virsh("pool-destroy", POOL)
+        virsh("pool-undefine", POOL)
+
+
+def leftovers(prefix: str) -> dict[str, list[str]]:
+    """What of a cluster is still on this host (domains, volumes, networks, nwfilters)."""
+    return {
+        "domains": [n for n in virsh("list", "--all", "--name").split() if n.startswith(prefix)],
+        "volumes": [n for n in virsh("vol-list", POOL, "--name").split() if n != IMAGE_NAME],
+        "networks": [
+            n for n in virsh("net-list", "--all", "--name").split() if n.startswith("tn-")
+        ],
+        "nwfilters": re.findall(r"k3s-fw-\w+", virsh("nwfilter-list")),
+    }
