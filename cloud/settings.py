@@ -285,12 +285,30 @@ CLOUD_FAULTS = env.str("CLOUD_FAULTS", "")
 # Seconds a step may take before the reaper fails the node.
 STEP_TIMEOUT_SECONDS = env.int("STEP_TIMEOUT_SECONDS", 300)
 REAPER_SECONDS = env.float("REAPER_SECONDS", 15)
+# A guest that has not phoned home this long after its VM started is failed at cloud_init
+# (guest_unreachable, with its console's last lines). TCG boots here take 75-85 s.
+GUEST_BOOT_DEADLINE_SECONDS = env.int("GUEST_BOOT_DEADLINE_SECONDS", 240)
+
+# --- Host agents ----------------------------------------------------------------------
+# On: tasks that touch a hypervisor go to its own queue host.<name>, consumed by the host
+# agent (`manage.py host_agent NAME`) next to it; a host whose agent has been silent for
+# AGENT_SILENT_SECONDS takes no new nodes. Off (embedded): one worker does everything.
+HOST_QUEUES = env.bool("HOST_QUEUES", False)
+AGENT_SILENT_SECONDS = env.int("AGENT_SILENT_SECONDS", 60)
+AGENT_PING_SECONDS = env.float("AGENT_PING_SECONDS", 10)
 
 # --- Tenant networks ------------------------------------------------------------------
 # VXLAN VNIs handed to tenant networks, per region (24-bit; the default starts above the
 # 802.1Q VLAN range so a VNI is never mistaken for a VLAN tag on the same fabric).
 NETWORK_VNI_MIN = env.int("NETWORK_VNI_MIN", 4097)
 NETWORK_VNI_MAX = env.int("NETWORK_VNI_MAX", 16777215)
+# The lease dnsmasq gives each static DHCP host (dnsmasq's floor is 120 s; libvirt's own
+# default would be 1 h). A freed address is quarantined as long: a lease granted at the
+# guest's last renewal expires at most that long after the guest went away.
+DHCP_LEASE_SECONDS = max(120, env.int("DHCP_LEASE_SECONDS", 300))
+ADDRESS_QUARANTINE_SECONDS = env.int("ADDRESS_QUARANTINE_SECONDS", DHCP_LEASE_SECONDS)
+# Lines of a silent guest's serial console kept on the node (guest_unreachable).
+CONSOLE_TAIL_LINES = env.int("CONSOLE_TAIL_LINES", 40)
 
 # --- Reconciliation -------------------------------------------------------------------
 # Seconds a domain with the portal's prefix that no node owns is left alone (and shown to
@@ -310,4 +328,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     "provisioning.reap_stalled": {"task": "provisioning.reap_stalled", "schedule": REAPER_SECONDS},
     "provisioning.reconcile": {"task": "provisioning.reconcile", "schedule": RECONCILE_SECONDS},
+    "provisioning.ping_agents": {
+        "task": "provisioning.ping_agents",
+        "schedule": AGENT_PING_SECONDS,
+    },
 }
+# Tasks that touch a hypervisor go to its agent's queue when HOST_QUEUES is on.
+CELERY_TASK_ROUTES = ("provisioning.queues.route",)

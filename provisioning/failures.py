@@ -14,12 +14,18 @@ HYPERVISOR_UNREACHABLE = "hypervisor_unreachable"
 STEP_TIMEOUT = "step_timeout"
 SERVER_FAILED = "server_failed"
 INJECTED_FAULT = "injected_fault"
+GUEST_UNREACHABLE = "guest_unreachable"
+# What a guest itself may name when it reports a failure (else `<step>_failed`).
+K3S_BUNDLE_MISSING = "k3s_bundle_missing"
+GUEST_CODES = (K3S_BUNDLE_MISSING,)
 
 _PORTAL = [
     (HYPERVISOR_UNREACHABLE, "The hypervisor stayed unreachable through every retry"),
     (STEP_TIMEOUT, "A step made no progress within STEP_TIMEOUT_SECONDS"),
     (SERVER_FAILED, "The cluster's server node failed, so this agent cannot join"),
     (INJECTED_FAULT, "A fault injected by CLOUD_FAULTS (tests and demos)"),
+    (GUEST_UNREACHABLE, "The guest never phoned home after its VM started"),
+    (K3S_BUNDLE_MISSING, "The base image has no K3s bundle (built without one)"),
 ]
 # What a driver's PermanentDriverError says (provisioning/drivers/libvirt.py, xml.py).
 _DRIVER = [
@@ -35,9 +41,9 @@ _DRIVER = [
 ]
 
 
-def step_failed(step: str) -> str:
-    """The code of a guest that reports `step` failed."""
-    return f"{step}_failed"
+def step_failed(step: str, code: str = "") -> str:
+    """The code of a guest that reports `step` failed: one it may name, else the step's."""
+    return code if code in GUEST_CODES else f"{step}_failed"
 
 
 _GUEST = [

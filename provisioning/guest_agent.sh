@@ -9,23 +9,29 @@ report() {
   # 409 means "wait" (an agent before its server is Ready): try again until accepted.
   while :; do
     code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
-      --data "{\"token\":\"$NODE_TOKEN\",\"step\":\"$1\",\"state\":\"$2\",\"message\":\"${3:-}\"}" \
+      --data "{\"token\":\"$NODE_TOKEN\",\"step\":\"$1\",\"state\":\"$2\",\"message\":\"${3:-}\",\"code\":\"${4:-}\"}" \
       "$PHONE_HOME_URL" || echo 000)
     case "$code" in 2*) return 0 ;; 409|000|5*) sleep 2 ;; *) return 1 ;; esac
   done
 }
-fail() { report "$1" failed "$2"; exit 1; }
+fail() { report "$1" failed "$2" "${3:-}"; exit 1; }
+# An image built without a K3s bundle (manage.py build_image, no --k3s-bundle) boots and
+# reports every step; launch_k3s then fails with its own clear code.
+has_bundle() { [ -x /opt/k3s/k3s ] && [ -f /opt/k3s/install.sh ]; }
 
 report cloud_init done
 
 report fetch_deps started
-mkdir -p /var/lib/rancher/k3s/agent/images
-cp /opt/k3s/k3s-airgap-images-amd64.tar.zst /var/lib/rancher/k3s/agent/images/ \
-  || fail fetch_deps "airgap images missing from the base image"
-install -m 0755 /opt/k3s/k3s /usr/local/bin/k3s || fail fetch_deps "k3s binary missing"
+if has_bundle; then
+  mkdir -p /var/lib/rancher/k3s/agent/images
+  cp /opt/k3s/k3s-airgap-images-amd64.tar.zst /var/lib/rancher/k3s/agent/images/ \
+    || fail fetch_deps "airgap images missing from the base image"
+  install -m 0755 /opt/k3s/k3s /usr/local/bin/k3s || fail fetch_deps "k3s binary missing"
+fi
 report fetch_deps done
 
 report launch_k3s started
+has_bundle || fail launch_k3s "this base image was built without a K3s bundle" k3s_bundle_missing
 export INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_VERSION="$K3S_VERSION" K3S_TOKEN="$K3S_JOIN_TOKEN"
 if [ "$IS_SERVER" = 1 ]; then
   sh /opt/k3s/install.sh server --node-name "$NODE_NAME" || fail launch_k3s "k3s server did not start"

@@ -59,5 +59,5 @@ class PhoneHomeView(APIView):
         node = guest_seed.node_for_token(data["token"])
         if node is None:
             raise Http404("Unknown or revoked node token.")
-        phone_home.report(node, data["step"], data["state"], data["message"])
+        phone_home.report(node, data["step"], data["state"], data["message"], data["code"])
         return Response({"node": node.name, "step": data["step"], "state": data["state"]})

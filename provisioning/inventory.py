@@ -23,7 +23,8 @@ from portal.actor import Actor
 from portal.errors import Conflict
 from provisioning.drivers import get_driver
 from provisioning.drivers.base import DriverError
-from provisioning.models import DOMAIN_PREFIX, Hypervisor, HypervisorState
+from provisioning.images import replicas as images
+from provisioning.models import DOMAIN_PREFIX, Hypervisor, HypervisorState, VirtType
 from provisioning.states import transition
 
 logger = logging.getLogger(__name__)
@@ -44,15 +45,24 @@ class HypervisorStateConflict(Conflict):
 def sync_hypervisor(hypervisor_id: int) -> None:
     """Read the host's facts through its driver and store them, or count the failure."""
     hosts = Hypervisor.objects.filter(pk=hypervisor_id)
-    host = hosts.only("uri", "state").first()
+    host = hosts.select_related("region").first()
     if host is None:
         return  # deleted since the sync was queued
+    driver = get_driver(host.uri)
     try:
-        facts = get_driver(host.uri).host_facts()
+        facts = driver.host_facts()
+        detected = None if host.virt_type else driver.virtualisation_defaults()
+        replicas = images.check_replicas(host, driver)
     except DriverError as err:
         _record_failure(host, err)
         return
     with transaction.atomic():
+        if detected is not None and detected.virt_type in VirtType.values:
+            # Only blanks: what staff set (add_hypervisor, the staff API) stays.
+            hosts.filter(virt_type="").update(
+                virt_type=detected.virt_type, cpu_mode=host.cpu_mode or detected.cpu_mode
+            )
+        images.record_replicas(host, replicas)
         hosts.update(
             vcpus_total=facts.vcpus,
             memory_mib_total=facts.memory_mib,

@@ -3,10 +3,12 @@
 import math
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
 from portal.fields import EncryptedTextField
+from provisioning.drivers.base import Virtualisation
 from provisioning.failures import NodeError
 from provisioning.states import (
     CLUSTER_LIVE,
@@ -99,6 +101,25 @@ class Hypervisor(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if (self.cpu_mode == CpuMode.CUSTOM) != bool(self.cpu_model):
+            raise ValidationError(
+                {"cpu_model": "Name a CPU model with cpu_mode custom, and only then."}
+            )
+
+    @property
+    def virtualisation(self) -> Virtualisation:
+        """The host's settings, blanks filled as the sync would: host-model under KVM,
+        QEMU's default CPU under TCG."""
+        virt_type = self.virt_type or VirtType.KVM
+        default_cpu = CpuMode.HOST_MODEL if virt_type == VirtType.KVM else CpuMode.NONE
+        return Virtualisation(
+            virt_type=virt_type,
+            cpu_mode=self.cpu_mode or default_cpu,
+            cpu_model=self.cpu_model,
+            machine_type=self.machine_type,
+        )
 
     @property
     def vcpus_capacity(self) -> int:

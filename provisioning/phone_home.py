@@ -28,7 +28,7 @@ class IllegalReport(Invalid):
 
 
 @transaction.atomic
-def report(node: Node, step: str, state: str, message: str = "") -> None:
+def report(node: Node, step: str, state: str, message: str = "", code: str = "") -> None:
     """Apply a guest's report. Repeats are accepted and change nothing (idempotent)."""
     if not steps.is_step(step) or steps.get(step).performer != steps.Performer.GUEST:
         raise IllegalReport({"step": f"unknown guest step: {step}"})
@@ -43,7 +43,7 @@ def report(node: Node, step: str, state: str, message: str = "") -> None:
         raise IllegalReport(f"{step} cannot start before {before.name} is done")
     if state == "failed":
         message = message or f"The guest failed at {step}."
-        pipeline.fail_node(node, step, failures.step_failed(step), message)
+        pipeline.fail_node(node, step, failures.step_failed(step, code), message)
         return
     if state == "started":
         if spec.waits_for_server and not node.is_server and not _server_ready(node):

@@ -201,6 +201,7 @@ def start_vm(node: Node, driver: HypervisorDriver) -> None:
             disk_volume=node.volume_name,
             nics=(nic,),
             smbios_serial=guest_seed.smbios_serial(node),
+            virtualisation=node.hypervisor.virtualisation,
         )
     )
     driver.start_domain(node.domain_name)
@@ -250,10 +251,11 @@ def release(node: Node) -> None:
         driver = get_driver(node.hypervisor.uri)
         driver.undefine_domain(node.domain_name)
         driver.delete_volume(node.hypervisor.storage_pool, node.volume_name)
-        addresses.release(node)
-        host_network.detach(node, driver)
+        # Before the address goes back: detach needs the node's MAC to look for its lease.
+        lease_gone = host_network.detach(node, driver)
+        addresses.release(node, quarantine=not lease_gone)
     else:
-        addresses.release(node)
+        addresses.release(node, quarantine=False)  # never on a host: no lease anywhere
     placement.release(node)
 
 

@@ -8,11 +8,43 @@ Claims are conditional UPDATEs, so two launches can never over-commit a host.
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import ExpressionWrapper, F, FloatField
+from django.db.models import Exists, ExpressionWrapper, F, FloatField, OuterRef, QuerySet
+from django.utils import timezone
 
-from provisioning.models import Hypervisor, HypervisorState, Node, NodeSize, Region
+from provisioning.models import (
+    Hypervisor,
+    HypervisorState,
+    ImageReplica,
+    K3sVersion,
+    Node,
+    NodeSize,
+    Region,
+    ReplicaState,
+)
+
+BAD_REPLICA = [ReplicaState.MISSING, ReplicaState.MISMATCH]
+
+
+def agent_silent_since() -> datetime:
+    return timezone.now() - timedelta(seconds=settings.AGENT_SILENT_SECONDS)
+
+
+def eligible(region: Region, version: K3sVersion | None = None) -> QuerySet[Hypervisor]:
+    """Active hosts of the region that have the version's base image (where it is known)
+    and, with host agents, an agent that answered recently."""
+    hosts = Hypervisor.objects.filter(region=region, state=HypervisorState.ACTIVE)
+    if version is not None:
+        bad = ImageReplica.objects.filter(
+            hypervisor=OuterRef("pk"), image__version=version, state__in=BAD_REPLICA
+        )
+        hosts = hosts.filter(~Exists(bad))
+    if settings.HOST_QUEUES:
+        hosts = hosts.filter(agent_seen_at__gte=agent_silent_since())
+    return hosts
 
 
 class PlacementError(Exception):
@@ -56,8 +88,8 @@ class Plan:
         )
 
 
-def _candidates(region: Region, existing: Counter[int]) -> list[_Host]:
-    rows = Hypervisor.objects.filter(region=region, state=HypervisorState.ACTIVE).values_list(
+def _candidates(region: Region, existing: Counter[int], version: K3sVersion | None) -> list[_Host]:
+    rows = eligible(region, version).values_list(
         "id",
         "name",
         "vcpus_total",
@@ -79,13 +111,18 @@ def _candidates(region: Region, existing: Counter[int]) -> list[_Host]:
     ]
 
 
-def plan(region: Region, demands: list[NodeSize], existing: Counter[int] | None = None) -> Plan:
+def plan(
+    region: Region,
+    demands: list[NodeSize],
+    existing: Counter[int] | None = None,
+    version: K3sVersion | None = None,
+) -> Plan:
     """Choose a host for every node in `demands` (one NodeSize per node).
 
     `existing` counts the cluster's current nodes per host, so a scale-up keeps spreading.
     Raises PlacementError naming what is short when any node does not fit.
     """
-    hosts = _candidates(region, existing or Counter())
+    hosts = _candidates(region, existing or Counter(), version)
     result = Plan(region=region, names={h.id: h.name for h in hosts})
     placed: Counter[int] = Counter()
     # Biggest first: they are the hardest to fit.
@@ -131,14 +168,24 @@ def _reason(host: _Host, count: int) -> str:
     )
 
 
-def explain(region: Region, size: NodeSize) -> list[Verdict]:
+def explain(region: Region, size: NodeSize, version: K3sVersion | None = None) -> list[Verdict]:
     """Why each host of the region would or would not take a node of `size` (for staff)."""
     verdicts = []
+    without_image = set(
+        ImageReplica.objects.filter(
+            image__version=version, image__region=region, state__in=BAD_REPLICA
+        ).values_list("hypervisor_id", flat=True)
+    )
     for host in Hypervisor.objects.filter(region=region).order_by("name"):
         free_vcpus = host.vcpus_capacity - host.vcpus_allocated
         free_memory = host.memory_mib_capacity - host.memory_mib_allocated
+        silent = host.agent_seen_at is None or host.agent_seen_at < agent_silent_since()
         if host.state != HypervisorState.ACTIVE:
             reason = f"rejected: {host.state}"
+        elif host.pk in without_image:
+            reason = f"rejected: no good copy of the {version} base image"
+        elif settings.HOST_QUEUES and silent:
+            reason = "rejected: its host agent is silent"
         elif free_vcpus < size.vcpus:
             reason = f"rejected: {free_vcpus} vCPU free, needs {size.vcpus}"
         elif free_memory < size.memory_mib:
@@ -153,14 +200,19 @@ class _Raced(Exception):
     """A host filled up between planning and claiming."""
 
 
-def claim(region: Region, demands: list[NodeSize], existing: Counter[int] | None = None) -> Plan:
+def claim(
+    region: Region,
+    demands: list[NodeSize],
+    existing: Counter[int] | None = None,
+    version: K3sVersion | None = None,
+) -> Plan:
     """Plan and claim capacity for every node, atomically; retries when a race is lost.
 
     Must run inside the caller's transaction: the claims commit or roll back with the rows
     that hold them.
     """
     for _attempt in range(3):
-        chosen = plan(region, demands, existing)
+        chosen = plan(region, demands, existing, version)
         try:
             with transaction.atomic():
                 _claim_all(chosen, demands)

@@ -95,7 +95,7 @@ def create_cluster(actor: Actor, spec: ClusterRequest) -> Cluster:
             )
             quotas.check(organisation, quotas.of_nodes(spec.sizes, clusters=1))
             try:
-                plan = placement.claim(spec.region, spec.sizes)
+                plan = placement.claim(spec.region, spec.sizes, version=spec.k3s_version)
             except placement.PlacementError as error:
                 raise Invalid({"pools": str(error)}) from error
             server_ca, client_ca = (
@@ -199,7 +199,7 @@ def scale_pool(actor: Actor, pool: NodePool, count: int) -> None:
                 )
             )
             try:
-                plan = placement.claim(cluster.region, sizes, existing)
+                plan = placement.claim(cluster.region, sizes, existing, cluster.k3s_version)
             except placement.PlacementError as error:
                 raise Invalid({"count": str(error)}) from error
             nodes = _add_nodes(cluster, pool, added, plan, 0)
@@ -235,7 +235,9 @@ def retry_failed(actor: Actor, cluster: Cluster) -> list[str]:
             )
         )
         try:
-            plan = placement.claim(cluster.region, [n.pool.size for n in failed], existing)
+            plan = placement.claim(
+                cluster.region, [n.pool.size for n in failed], existing, cluster.k3s_version
+            )
         except placement.PlacementError as error:
             raise Invalid({"cluster": str(error)}) from error
         for node, host_id in zip(failed, plan.hosts, strict=True):

@@ -170,7 +170,7 @@ def cluster_preflight(request: HttpRequest) -> HttpResponse:
             price=sum(p.size.monthly_price * p.count for p in spec.pools),
         )
         try:
-            context["plan"] = placement.plan(spec.region, spec.sizes)
+            context["plan"] = placement.plan(spec.region, spec.sizes, version=spec.k3s_version)
         except placement.PlacementError as error:
             context["placement_error"] = str(error)
     else:

@@ -65,6 +65,18 @@ class NicSpec:
 
 
 @dataclass(frozen=True)
+class Virtualisation:
+    """How a host virtualises: `virt_type` kvm or qemu (TCG); `cpu_mode` host-model,
+    host-passthrough, custom (`cpu_model` names it) or none; `machine_type` blank = the
+    hypervisor's default."""
+
+    virt_type: str = "kvm"
+    cpu_mode: str = "host-model"
+    cpu_model: str = ""
+    machine_type: str = ""
+
+
+@dataclass(frozen=True)
 class DomainSpec:
     name: str
     vcpus: int
@@ -75,6 +87,7 @@ class DomainSpec:
     # Carries "ds=nocloud-net;s=<portal>/guest/<token>/" so cloud-init finds its seed.
     smbios_serial: str
     autostart: bool = True
+    virtualisation: Virtualisation = Virtualisation()
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,8 @@ class DhcpHost:
     mac: str
     ip: str
     name: str
+    # How long dnsmasq leases the address (None: its default, 1 h under libvirt).
+    lease_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +138,8 @@ class HypervisorDriver(Protocol):
 
     def host_facts(self) -> HostFacts: ...
 
+    def virtualisation_defaults(self) -> Virtualisation: ...
+
     def list_domains(self, prefix: str) -> list[DomainState]: ...
 
     def domain_state(self, name: str) -> DomainState | None: ...
@@ -132,6 +149,10 @@ class HypervisorDriver(Protocol):
     def delete_volume(self, pool: str, name: str) -> None: ...
 
     def volume_exists(self, pool: str, name: str) -> bool: ...
+
+    def upload_volume(self, pool: str, name: str, path: str) -> None: ...
+
+    def volume_sha256(self, pool: str, name: str) -> str | None: ...
 
     def ensure_domain(self, spec: DomainSpec) -> None: ...
 
@@ -148,3 +169,7 @@ class HypervisorDriver(Protocol):
     def ensure_nwfilter(self, spec: NwfilterSpec) -> None: ...
 
     def delete_nwfilter(self, name: str) -> None: ...
+
+    def dhcp_leases(self, network: str) -> tuple[str, ...]: ...
+
+    def console_tail(self, name: str, lines: int) -> str: ...

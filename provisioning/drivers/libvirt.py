@@ -6,6 +6,8 @@ Every public method is idempotent (workers retry and redeliver) and raises only 
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -27,6 +29,7 @@ from provisioning.drivers.base import (
     PermanentDriverError,
     StoragePoolFacts,
     TransientDriverError,
+    Virtualisation,
     VolumeSpec,
 )
 
@@ -173,12 +176,10 @@ def _domain_state(dom: libvirt.virDomain) -> DomainState:
 
 
 class LibvirtDriver:
-    def __init__(self, uri: str, virt_type: str | None = None) -> None:
+    def __init__(self, uri: str) -> None:
         self.uri = uri
-        is_test = uri.split(":", 1)[0].split("+", 1)[0] == "test"
-        self.capabilities = _TEST_CAPABILITIES if is_test else _FULL_CAPABILITIES
-        # The test driver accepts only type='test'; real hosts use KVM unless told "qemu" (TCG).
-        self.virt_type = "test" if is_test else (virt_type or "kvm")
+        self.is_test = uri.split(":", 1)[0].split("+", 1)[0] == "test"
+        self.capabilities = _TEST_CAPABILITIES if self.is_test else _FULL_CAPABILITIES
 
     def __repr__(self) -> str:
         return f"LibvirtDriver({self.uri!r})"
@@ -201,6 +202,20 @@ class LibvirtDriver:
             pools=tuple(sorted(pools, key=lambda p: p.name)),
             domain_names=tuple(sorted(dom.name() for dom in conn.listAllDomains(0))),
         )
+
+    @_translated
+    def virtualisation_defaults(self) -> Virtualisation:
+        """What this host offers: KVM with host-model where libvirt says it is usable,
+        else QEMU's software emulation (TCG) with QEMU's default CPU."""
+        if self.is_test:
+            return Virtualisation(virt_type="test", cpu_mode="none")
+        try:
+            caps = self._connection().getDomainCapabilities(None, None, None, "kvm")
+        except libvirt.libvirtError:
+            caps = None  # no KVM at all
+        if caps is not None and lvxml.kvm_usable(caps):
+            return Virtualisation(virt_type="kvm", cpu_mode="host-model")
+        return Virtualisation(virt_type="qemu", cpu_mode="none")
 
     @_translated
     def list_domains(self, prefix: str) -> list[DomainState]:
@@ -241,6 +256,43 @@ class LibvirtDriver:
             self._connection().storagePoolLookupByName(pool).storageVolLookupByName(name).delete(0)
 
     @_translated
+    def upload_volume(self, pool: str, name: str, path: str) -> None:
+        """Replace volume `name` with the file at `path` through libvirt's upload stream
+        (works for remote hosts too: the bytes travel over the libvirt connection)."""
+        if not self.capabilities.volume_upload:
+            raise PermanentDriverError("unsupported", "this driver has no volume upload")
+        conn = self._connection()
+        storage = conn.storagePoolLookupByName(pool)
+        old = _find(storage.storageVolLookupByName, name, libvirt.VIR_ERR_NO_STORAGE_VOL)
+        if old is not None:
+            old.delete(0)
+        size = os.path.getsize(path)
+        vol = storage.createXML(lvxml.upload_volume_xml(name, size), 0)
+        stream = conn.newStream(0)
+        vol.upload(stream, 0, size, 0)
+        with open(path, "rb") as source:
+            stream.sendAll(lambda _stream, count, file: file.read(count), source)
+        stream.finish()
+        storage.refresh(0)  # libvirt re-reads the uploaded image's own header
+
+    @_translated
+    def volume_sha256(self, pool: str, name: str) -> str | None:
+        """The SHA-256 of the volume's bytes, read back through the download stream."""
+        if not self.capabilities.volume_upload:
+            return None
+        conn = self._connection()
+        lookup = conn.storagePoolLookupByName(pool).storageVolLookupByName
+        vol = _find(lookup, name, libvirt.VIR_ERR_NO_STORAGE_VOL)
+        if vol is None:
+            return None
+        digest = hashlib.sha256()
+        stream = conn.newStream(0)
+        vol.download(stream, 0, 0, 0)
+        stream.recvAll(lambda _stream, data, sink: sink.update(data), digest)
+        stream.finish()
+        return digest.hexdigest()
+
+    @_translated
     def volume_exists(self, pool: str, name: str) -> bool:
         lookup = self._connection().storagePoolLookupByName(pool).storageVolLookupByName
         return _find(lookup, name, libvirt.VIR_ERR_NO_STORAGE_VOL) is not None
@@ -251,7 +303,7 @@ class LibvirtDriver:
         existing = _find(conn.lookupByName, spec.name, libvirt.VIR_ERR_NO_DOMAIN)
         # libvirt refuses to redefine a name under a new UUID, so keep the existing one.
         uuid = existing.UUIDString() if existing is not None else None
-        dom = conn.defineXML(lvxml.domain_xml(spec, self.virt_type, uuid))
+        dom = conn.defineXML(lvxml.domain_xml(spec, self.is_test, uuid))
         dom.setAutostart(int(spec.autostart))
 
     @_translated

@@ -16,12 +16,15 @@ from provisioning.drivers.base import (
     NicSpec,
     NwfilterSpec,
     PermanentDriverError,
+    Virtualisation,
     VolumeSpec,
 )
 
 # libvirt keeps foreign <metadata> children verbatim if they live in their own namespace.
 PORTAL_NS = "https://k3s-cloud-portal.invalid/xmlns/libvirt/1"
 ET.register_namespace("portal", PORTAL_NS)
+
+CONSOLE_LOG_DIR = "/var/log/libvirt/qemu"
 
 # nwfilter rule priorities: lower runs first (libvirt's range is -1000..1000).
 _PRIO_ESTABLISHED = 100
@@ -47,9 +50,13 @@ def _parse(xml: str) -> ET.Element:
     return ET.fromstring(xml)  # noqa: S314
 
 
-def domain_xml(spec: DomainSpec, virt_type: str, uuid: str | None = None) -> str:
-    """A persistent domain booting the node's volume; `uuid` keeps a redefinition in place."""
-    root = ET.Element("domain", type=virt_type)
+def domain_xml(spec: DomainSpec, test_driver: bool = False, uuid: str | None = None) -> str:
+    """A persistent domain booting the node's volume; `uuid` keeps a redefinition in place.
+
+    The host's virtualisation says the domain type, CPU and machine; libvirt's test driver
+    takes type 'test' and nothing else."""
+    virt = spec.virtualisation
+    root = ET.Element("domain", type="test" if test_driver else virt.virt_type)
     _sub(root, "name", spec.name)
     if uuid is not None:
         _sub(root, "uuid", uuid)
@@ -58,15 +65,15 @@ def domain_xml(spec: DomainSpec, virt_type: str, uuid: str | None = None) -> str
     system = _sub(_sub(root, "sysinfo", type="smbios"), "system")
     _sub(system, "entry", spec.smbios_serial, name="serial")
     os_el = _sub(root, "os")
-    _sub(os_el, "type", "hvm")
+    machine = {"machine": virt.machine_type} if virt.machine_type and not test_driver else {}
+    _sub(os_el, "type", "hvm", **machine)
     _sub(os_el, "boot", dev="hd")
     _sub(os_el, "smbios", mode="sysinfo")
     features = _sub(root, "features")
     _sub(features, "acpi")
     _sub(features, "apic")
-    if virt_type == "kvm":
-        # host-model needs hardware virtualisation; TCG and the test driver keep the default.
-        _sub(root, "cpu", mode="host-model")
+    if not test_driver:
+        _cpu(root, virt)
     _sub(root, "clock", offset="utc")
     _sub(root, "on_poweroff", "destroy")
     _sub(root, "on_reboot", "restart")
@@ -78,11 +85,48 @@ def domain_xml(spec: DomainSpec, virt_type: str, uuid: str | None = None) -> str
     _sub(disk, "target", dev="vda", bus="virtio")
     for nic in spec.nics:
         _nic(devices, nic)
-    _sub(_sub(devices, "serial", type="pty"), "target", port="0")
+    serial = _sub(devices, "serial", type="pty")
+    if not test_driver:  # the test driver runs no guest: there is nothing to log
+        # virtlogd keeps the console's output, read back when a guest stays silent.
+        _sub(serial, "log", file=console_log_path(spec.name), append="off")
+    _sub(serial, "target", port="0")
     _sub(_sub(devices, "console", type="pty"), "target", type="serial", port="0")
     # cloud-init and K3s generate keys at first boot; without a virtio RNG that can stall.
     _sub(_sub(devices, "rng", model="virtio"), "backend", "/dev/urandom", model="random")
     return _to_str(root)
+
+
+def _cpu(root: ET.Element, virt: Virtualisation) -> None:
+    if virt.cpu_mode in ("host-model", "host-passthrough"):
+        _sub(root, "cpu", mode=virt.cpu_mode)
+    elif virt.cpu_mode == "custom":
+        cpu = _sub(root, "cpu", mode="custom", match="exact")
+        _sub(cpu, "model", virt.cpu_model, fallback="forbid")
+    # "none": no <cpu> element, QEMU's default model for the domain type.
+
+
+def kvm_usable(domcapabilities: str) -> bool:
+    """KVM can run guests when host-model is supported and the model it resolves to is
+    usable. Nested or paravirtual KVM (e.g. PVM) reports the type but no usable model,
+    and QEMU then aborts at start ("failed to set MSR")."""
+    root = _parse(domcapabilities)
+    host_model = root.find("./cpu/mode[@name='host-model']")
+    if host_model is None or host_model.get("supported") != "yes":
+        return False
+    model = host_model.findtext("model")
+    listed = root.find(f"./cpu/mode[@name='custom']/model[.='{model}']") if model else None
+    return listed is None or listed.get("usable") == "yes"
+
+
+def console_log_path(domain: str) -> str:
+    """Where a domain's serial console is logged (libvirt's own log directory for QEMU)."""
+    return f"{CONSOLE_LOG_DIR}/{domain}-console.log"
+
+
+def console_log_of(xml: str) -> str | None:
+    """The log file of a domain's first serial console, from its libvirt XML."""
+    log = _parse(xml).find("devices/serial/log")
+    return log.get("file") if log is not None else None
 
 
 def _nic(devices: ET.Element, nic: NicSpec) -> None:
@@ -106,6 +150,19 @@ def volume_xml(spec: VolumeSpec, backing: tuple[str, str] | None) -> str:
         store = _sub(root, "backingStore")
         _sub(store, "path", backing[0])
         _sub(store, "format", type=backing[1])
+    return _to_str(root)
+
+
+def upload_volume_xml(name: str, size_bytes: int) -> str:
+    """An empty qcow2 volume that a whole qcow2 file is then uploaded into."""
+    root = ET.Element("volume")
+    _sub(root, "name", name)
+    _sub(root, "capacity", str(size_bytes), unit="bytes")
+    _sub(root, "allocation", "0")
+    target = _sub(root, "target")
+    _sub(target, "format", type="qcow2")
+    # Every node's overlay reads it, whoever QEMU runs as: world-readable, never written.
+    _sub(_sub(target, "permissions"), "mode", "0644")
     return _to_str(root)
 
 
@@ -144,7 +201,20 @@ def network_xml(spec: NetworkSpec, uuid: str | None = None) -> str:
 
 
 def _dhcp_host_element(host: DhcpHost) -> ET.Element:
-    return ET.Element("host", mac=host.mac, ip=host.ip, name=host.name)
+    el = ET.Element("host", mac=host.mac, ip=host.ip, name=host.name)
+    if host.lease_seconds is not None:
+        _sub(el, "lease", expiry=str(host.lease_seconds), unit="seconds")
+    return el
+
+
+_LEASE_UNITS = {"seconds": 1, "minutes": 60, "hours": 3600}
+
+
+def _lease_seconds(host: ET.Element) -> int | None:
+    lease = host.find("lease")
+    if lease is None:
+        return None
+    return int(lease.get("expiry", "0")) * _LEASE_UNITS.get(lease.get("unit", "minutes"), 60)
 
 
 def dhcp_host_xml(host: DhcpHost) -> str:
@@ -162,7 +232,12 @@ def network_spec_from_xml(xml: str) -> NetworkSpec:
     if bridge is None or ip is None:
         raise PermanentDriverError("invalid_config", "network XML has no bridge or ip")
     hosts = tuple(
-        DhcpHost(mac=h.get("mac", ""), ip=h.get("ip", ""), name=h.get("name", ""))
+        DhcpHost(
+            mac=h.get("mac", ""),
+            ip=h.get("ip", ""),
+            name=h.get("name", ""),
+            lease_seconds=_lease_seconds(h),
+        )
         for h in ip.iterfind("dhcp/host")
     )
     return NetworkSpec(

@@ -2,6 +2,7 @@
 
 from celery import shared_task
 from django.conf import settings
+from django.utils import timezone
 
 from provisioning import enqueue, inventory
 from provisioning.models import Hypervisor
@@ -21,3 +22,21 @@ def sync_inventory() -> None:
 @shared_task(name=enqueue.SYNC_HYPERVISOR, acks_late=True)
 def sync_hypervisor(hypervisor_id: int) -> None:
     inventory.sync_hypervisor(hypervisor_id)
+
+
+PING_AGENTS = "provisioning.ping_agents"
+AGENT_PING = "provisioning.agent_ping"
+
+
+@shared_task(name=PING_AGENTS)
+def ping_agents() -> None:
+    """Ask every host's agent to answer (routed to host.<name> with HOST_QUEUES)."""
+    period = settings.AGENT_PING_SECONDS
+    for pk in Hypervisor.objects.values_list("pk", flat=True):
+        agent_ping.apply_async((pk,), expires=period)
+
+
+@shared_task(name=AGENT_PING, ignore_result=True)
+def agent_ping(hypervisor_id: int) -> None:
+    """Run by the host's agent: it is alive and takes work (placement reads the stamp)."""
+    Hypervisor.objects.filter(pk=hypervisor_id).update(agent_seen_at=timezone.now())

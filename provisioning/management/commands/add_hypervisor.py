@@ -12,7 +12,7 @@ from portal import audit
 from portal.actor import Actor, Via
 from provisioning import inventory
 from provisioning.management.commands.sync_hypervisors import print_table
-from provisioning.models import Hypervisor, Region
+from provisioning.models import CpuMode, Hypervisor, Region, VirtType
 
 
 def overcommit(value: str) -> float:
@@ -32,6 +32,10 @@ class Command(BaseCommand):
         parser.add_argument("--storage-pool", default="default")
         parser.add_argument("--cpu-overcommit", type=overcommit, default=4.0)
         parser.add_argument("--memory-overcommit", type=overcommit, default=1.0)
+        parser.add_argument("--virt-type", choices=VirtType.values, default="")
+        parser.add_argument("--cpu-mode", choices=CpuMode.values, default="")
+        parser.add_argument("--cpu-model", default="", help="with --cpu-mode custom")
+        parser.add_argument("--machine-type", default="", help='e.g. "pc-q35-7.2"')
         parser.add_argument(
             "--credentials-file",
             type=Path,
@@ -57,6 +61,11 @@ class Command(BaseCommand):
             cpu_overcommit=options["cpu_overcommit"],
             memory_overcommit=options["memory_overcommit"],
             credentials=credentials,
+            # Blank: the sync fills them in from the host's domcapabilities.
+            virt_type=options["virt_type"],
+            cpu_mode=options["cpu_mode"],
+            cpu_model=options["cpu_model"],
+            machine_type=options["machine_type"],
         )
         try:
             hypervisor.full_clean()

@@ -1,0 +1,54 @@
+"""Put a base image on every hypervisor of a region, verified, and make it the version's.
+
+    manage.py publish_image IMAGE.qcow2 --region R --version V [--volume NAME] [--k3s|--no-k3s]
+
+Uploads through libvirt's volume upload stream, reads the volume back to check its
+SHA-256, and records per host whether the image is there. A host that already has it
+(same digest) is skipped. Whether the image carries K3s comes from the builder's manifest
+beside the image (IMAGE.qcow2.json), or from the flag.
+"""
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from portal.actor import Actor, Via
+from provisioning.images import build, publish
+from provisioning.models import K3sVersion, Region
+
+
+class Command(BaseCommand):
+    help = "Upload a base image to every hypervisor of a region and verify it."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("image", type=Path)
+        parser.add_argument("--region", required=True)
+        parser.add_argument("--version", required=True, help="a K3s version, e.g. v1.31.4+k3s1")
+        parser.add_argument("--volume", help="volume name (default: base-<version>.qcow2)")
+        parser.add_argument("--k3s", dest="has_k3s", action="store_true", default=None)
+        parser.add_argument("--no-k3s", dest="has_k3s", action="store_false")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        image: Path = options["image"]
+        if not image.is_file():
+            raise CommandError(f"{image} is not a file.")
+        region = Region.objects.filter(slug=options["region"]).first()
+        version = K3sVersion.objects.filter(version=options["version"]).first()
+        if region is None or version is None:
+            raise CommandError("Unknown region or K3s version.")
+        has_k3s = options["has_k3s"]
+        if has_k3s is None:
+            has_k3s = build.has_k3s(image)
+        if has_k3s is None:
+            raise CommandError("No manifest beside the image: say --k3s or --no-k3s.")
+        volume = options["volume"] or f"base-{version.version}.qcow2"
+        outcomes = publish.publish(
+            Actor.system(Via.COMMAND), image, region, version, volume, has_k3s
+        )
+        for outcome in outcomes:
+            self.stdout.write(f"{outcome.host}: {outcome.state} ({outcome.detail})")
+        if not outcomes:
+            raise CommandError(f"Region {region.slug} has no hypervisors.")
+        if any(o.state != "present" for o in outcomes):
+            raise CommandError("The image is not on every host.")
