@@ -58,13 +58,13 @@ def network_spec(driver: LibvirtDriver, name: str) -> NetworkSpec:
     return lvxml.network_spec_from_xml(driver._connection().networkLookupByName(name).XMLDesc(0))
 
 
-def test_capabilities_and_virt_type(driver: LibvirtDriver) -> None:
+def test_capabilities_and_virtualisation(driver: LibvirtDriver) -> None:
     assert driver.capabilities == Capabilities(False, False, False)
-    assert driver.virt_type == "test"
-    qemu = LibvirtDriver("qemu:///system")
+    assert driver.is_test
+    assert driver.virtualisation_defaults().virt_type == "test"
+    qemu = LibvirtDriver("qemu+ssh://hv/system")
     assert qemu.capabilities == Capabilities(True, True, True)
-    assert qemu.virt_type == "kvm"
-    assert LibvirtDriver("qemu+ssh://hv/system", virt_type="qemu").virt_type == "qemu"
+    assert not qemu.is_test
 
 
 def test_host_facts_report_the_node_file(driver: LibvirtDriver) -> None:

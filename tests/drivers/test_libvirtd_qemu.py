@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from provisioning.drivers import xml as lvxml
 from provisioning.drivers.base import (
     DhcpHost,
     DomainSpec,
@@ -28,6 +29,7 @@ from provisioning.drivers.base import (
     NetworkSpec,
     NicSpec,
     NwfilterSpec,
+    Virtualisation,
     VolumeSpec,
 )
 from provisioning.drivers.libvirt import LibvirtDriver
@@ -62,6 +64,7 @@ DOMAIN = DomainSpec(
     disk_volume=CLONE.name,
     nics=(NicSpec(NETWORK.name, MAC, f"{SUBNET}.10", nwfilter=NWFILTER.name),),
     smbios_serial="ds=nocloud-net;s=http://portal.test/guest/tok/",
+    virtualisation=Virtualisation(virt_type="qemu", cpu_mode="none"),
 )
 
 
@@ -73,7 +76,7 @@ class Host:
 
 @pytest.fixture(scope="module")
 def host() -> Iterator[Host]:
-    driver = LibvirtDriver(URI, virt_type="qemu")
+    driver = LibvirtDriver(URI)
     try:
         driver.host_facts()
     except DriverError as err:
@@ -200,3 +203,22 @@ def test_tiny_domain_starts_on_the_tenant_network_behind_its_filter(host: Host) 
     assert driver.domain_state(DOMAIN.name) == DomainState(DOMAIN.name, "shutoff")
     driver.undefine_domain(DOMAIN.name)
     assert driver.domain_state(DOMAIN.name) is None
+
+
+def test_defaults_follow_the_hosts_domcapabilities(host: Host) -> None:
+    """KVM only where libvirt resolves host-model to a usable CPU (not on nested or
+    paravirtual KVM, where QEMU aborts at start); else software emulation."""
+    detected = host.driver.virtualisation_defaults()
+    try:
+        caps = subprocess.run(
+            ["virsh", "-c", URI, "domcapabilities", "--virttype", "kvm"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    except subprocess.CalledProcessError:
+        caps = ""
+    if caps and lvxml.kvm_usable(caps):
+        assert (detected.virt_type, detected.cpu_mode) == ("kvm", "host-model")
+    else:
+        assert (detected.virt_type, detected.cpu_mode) == ("qemu", "none")

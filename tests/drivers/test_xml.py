@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +20,7 @@ from provisioning.drivers.base import (
     NicSpec,
     NwfilterSpec,
     PermanentDriverError,
+    Virtualisation,
     VolumeSpec,
 )
 
@@ -71,7 +74,7 @@ def assert_golden(name: str, text: str) -> None:
 
 
 def test_domain_xml_golden() -> None:
-    text = lvxml.domain_xml(DOMAIN, "kvm")
+    text = lvxml.domain_xml(DOMAIN)
     assert_golden("domain.xml", text)
     root = ET.fromstring(text)
     assert root.get("type") == "kvm"
@@ -99,15 +102,59 @@ def test_domain_xml_golden() -> None:
     assert root.find("uuid") is None
 
 
+VIRTUALISATIONS = {
+    "domain_kvm_host_passthrough.xml": Virtualisation("kvm", "host-passthrough"),
+    "domain_qemu_custom_q35.xml": Virtualisation("qemu", "custom", "qemu64", "q35"),
+    "domain_qemu_none.xml": Virtualisation("qemu", "none"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VIRTUALISATIONS))
+def test_domain_xml_per_virtualisation(name: str) -> None:
+    virt = VIRTUALISATIONS[name]
+    text = lvxml.domain_xml(replace(DOMAIN, virtualisation=virt))
+    assert_golden(name, text)
+    root = ET.fromstring(text)
+    assert root.get("type") == virt.virt_type
+    cpu = root.find("cpu")
+    if virt.cpu_mode == "none":
+        assert cpu is None  # QEMU's default CPU for the domain type
+    else:
+        assert cpu is not None and cpu.get("mode") == virt.cpu_mode
+    if virt.cpu_mode == "custom":
+        assert root.findtext("cpu/model") == virt.cpu_model
+    assert find(root, "os/type").get("machine") == (virt.machine_type or None)
+
+
+@pytest.mark.parametrize("name", ["domain.xml", *sorted(VIRTUALISATIONS)])
+def test_golden_domains_are_valid_libvirt_xml(name: str) -> None:
+    validator = shutil.which("virt-xml-validate")
+    if validator is None:
+        pytest.skip("virt-xml-validate is not installed (Debian package libvirt-clients)")
+    done = subprocess.run([validator, str(GOLDEN / name), "domain"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
 def test_domain_xml_variants() -> None:
-    root = ET.fromstring(
-        lvxml.domain_xml(DOMAIN, "qemu", uuid="0b1e6d3e-0000-4000-8000-000000000001")
-    )
-    assert root.get("type") == "qemu"
+    root = ET.fromstring(lvxml.domain_xml(DOMAIN, uuid="0b1e6d3e-0000-4000-8000-000000000001"))
     assert root.findtext("uuid") == "0b1e6d3e-0000-4000-8000-000000000001"
-    assert root.find("cpu") is None  # host-model is for KVM only
+    test_driver = ET.fromstring(lvxml.domain_xml(DOMAIN, test_driver=True))
+    assert test_driver.get("type") == "test" and test_driver.find("cpu") is None
     no_filter = replace(DOMAIN, nics=(NicSpec("n", "52:54:00:00:00:01", "10.0.0.2", None),))
-    assert ET.fromstring(lvxml.domain_xml(no_filter, "test")).find(".//filterref") is None
+    assert ET.fromstring(lvxml.domain_xml(no_filter)).find(".//filterref") is None
+
+
+@pytest.mark.parametrize(
+    ("model", "usable", "expected"),
+    [("Skylake-Client", "yes", True), ("kvm64", "no", False)],
+)
+def test_kvm_usable_reads_the_host_model(model: str, usable: str, expected: bool) -> None:
+    caps = f"""<domainCapabilities><domain>kvm</domain><cpu>
+      <mode name='host-model' supported='yes'><model fallback='forbid'>{model}</model></mode>
+      <mode name='custom' supported='yes'><model usable='{usable}'>{model}</model></mode>
+    </cpu></domainCapabilities>"""
+    assert lvxml.kvm_usable(caps) is expected
+    assert not lvxml.kvm_usable("<domainCapabilities><cpu/></domainCapabilities>")
 
 
 def test_volume_clone_xml_golden() -> None:
