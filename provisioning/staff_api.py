@@ -6,7 +6,9 @@ For anyone else the staff API does not exist (404), so its presence is not confi
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from rest_framework import exceptions, generics, permissions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,8 +16,8 @@ from rest_framework.views import APIView
 
 from portal import access
 from portal.actor import Actor
-from provisioning import inventory
-from provisioning.models import Hypervisor, OrphanDomain
+from provisioning import inventory, virtualisation
+from provisioning.models import CpuMode, Hypervisor, OrphanDomain, VirtType
 
 
 class StaffOnly(permissions.BasePermission):
@@ -29,6 +31,9 @@ class StaffOnly(permissions.BasePermission):
 
 class HypervisorSerializer(serializers.ModelSerializer):
     region = serializers.CharField(source="region.slug")
+    # What its domains get: the stored fields with blanks filled as the sync would.
+    virtualisation = serializers.SerializerMethodField()
+    agent_silent = serializers.SerializerMethodField()
 
     class Meta:
         model = Hypervisor
@@ -49,14 +54,72 @@ class HypervisorSerializer(serializers.ModelSerializer):
             "synced_at",
             "sync_failures",
             "last_error",
+            "virt_type",
+            "cpu_mode",
+            "cpu_model",
+            "machine_type",
+            "virtualisation",
+            "agent_seen_at",
+            "agent_silent",
         ]
         read_only_fields = fields
+
+    def get_virtualisation(self, hypervisor: Hypervisor) -> dict[str, str]:
+        virt = hypervisor.virtualisation
+        return {
+            "virt_type": virt.virt_type,
+            "cpu_mode": virt.cpu_mode,
+            "cpu_model": virt.cpu_model,
+            "machine_type": virt.machine_type,
+        }
+
+    def get_agent_silent(self, hypervisor: Hypervisor) -> bool:
+        """No answer to the agent ping for AGENT_SILENT_SECONDS (placement then skips the
+        host when host queues are on)."""
+        seen = hypervisor.agent_seen_at
+        return seen is None or seen < timezone.now() - timedelta(
+            seconds=settings.AGENT_SILENT_SECONDS
+        )
 
 
 class HypervisorList(generics.ListAPIView):
     permission_classes = [StaffOnly]
     queryset = Hypervisor.objects.select_related("region")
     serializer_class = HypervisorSerializer
+
+
+class VirtualisationSerializer(serializers.Serializer):
+    """PATCH body: any of the four; "" puts a field back to auto-detection."""
+
+    virt_type = serializers.ChoiceField(choices=["", *VirtType.values], required=False)
+    cpu_mode = serializers.ChoiceField(choices=["", *CpuMode.values], required=False)
+    cpu_model = serializers.CharField(allow_blank=True, max_length=64, required=False)
+    machine_type = serializers.CharField(allow_blank=True, max_length=64, required=False)
+
+
+class HypervisorDetail(APIView):
+    """GET one host; PATCH its virtualisation (400 names the bad field)."""
+
+    permission_classes = [StaffOnly]
+
+    def get(self, request: Request, name: str) -> Response:
+        hypervisor = get_object_or_404(Hypervisor.objects.select_related("region"), name=name)
+        return Response(HypervisorSerializer(hypervisor).data)
+
+    def patch(self, request: Request, name: str) -> Response:
+        hypervisor = get_object_or_404(Hypervisor.objects.select_related("region"), name=name)
+        body = VirtualisationSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        unknown = sorted(set(request.data) - set(virtualisation.FIELDS))
+        if unknown:
+            raise exceptions.ValidationError(
+                {f: ["Not a field that can be changed."] for f in unknown}
+            )
+        try:
+            virtualisation.change(access.actor(request), hypervisor, body.validated_data)
+        except ValidationError as err:
+            raise exceptions.ValidationError(err.message_dict) from err
+        return Response(HypervisorSerializer(hypervisor).data)
 
 
 class HypervisorStateChange(APIView):

@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -92,8 +93,11 @@ class RealPortal:
                 "Content-Type": "application/json",
             },
         )
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            return json.loads(response.read() or b"null")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            raise AssertionError(f"{method} {path}: {error.code} {error.read()!r}") from None
 
     def logs(self) -> str:
         return "\n".join(p.read_text() for p in sorted(self.data_dir.glob("*.log")))
@@ -133,6 +137,27 @@ def real_portal(base_image: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         virsh("pool-define-as", POOL, "dir", "--target", str(POOL_DIR))
     if "running" not in virsh("pool-info", POOL):
         virsh("pool-start", POOL)
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        yield _started(env, data_dir, port, base_image, processes)
+    finally:
+        for process in processes:
+            portal_process.stop(process)
+        for volume in volumes():
+            virsh("vol-delete", volume, "--pool", POOL)
+        virsh("pool-destroy", POOL)
+        virsh("pool-undefine", POOL)
+
+
+def _started(
+    env: dict[str, str],
+    data_dir: Path,
+    port: int,
+    base_image: Path,
+    processes: list[subprocess.Popen[bytes]],
+) -> RealPortal:
+    """This machine as hypervisor HOST with the image published, the portal and its host
+    agent running."""
     portal_process.manage(
         env, "add_hypervisor", HOST, URI, "--region", REGION, "--storage-pool", POOL,
         "--virt-type", "qemu",
@@ -143,9 +168,9 @@ def real_portal(base_image: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         "-c",
         "from provisioning.models import K3sVersion; "
         "print(K3sVersion.objects.get(is_default=True).version)",
-    ).strip()
+    ).splitlines()[-1]
     portal_process.manage(
-        env, "publish_image", str(base_image), "--region", REGION, "--version", version,
+        env, "publish_image", str(base_image), "--region", REGION, "--k3s-version", version,
         "--volume", IMAGE_NAME, timeout=600,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -155,29 +180,31 @@ def real_portal(base_image: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         _token(env, "ci-staff", "--org", "ci-staff", "--create", "--staff"),
         data_dir,
         env,
+        processes,
     )
     serve = portal_process.start(env, data_dir / "serve.log", "serve", "--port", str(port))
-    portal.processes.append(serve)
-    portal.processes.append(
-        portal_process.start(env, data_dir / "host-agent.log", "host_agent", HOST)
-    )
-    try:
-        portal_process.wait_ready(url, serve, data_dir / "serve.log")
-        yield portal
-    finally:
-        for process in portal.processes:
-            portal_process.stop(process)
-        for volume in virsh("vol-list", POOL, "--name").split():
-            virsh("vol-delete", volume, "--pool", POOL)
-        virsh("pool-destroy", POOL)
-        virsh("pool-undefine", POOL)
+    processes.append(serve)
+    processes.append(portal_process.start(env, data_dir / "host-agent.log", "host_agent", HOST))
+    portal_process.wait_ready(url, serve, data_dir / "serve.log")
+    # Placement takes the host once its agent has answered a ping.
+    deadline = time.monotonic() + 60
+    while not portal.api("GET", "/api/v1/staff/hypervisors", staff=True)["results"][0][
+        "agent_seen_at"
+    ]:
+        assert time.monotonic() < deadline, f"the host agent never answered\n{portal.logs()}"
+        time.sleep(1)
+    return portal
+
+
+def volumes() -> list[str]:
+    return [line.split()[0] for line in virsh("vol-list", POOL).splitlines() if line.strip()]
 
 
 def leftovers(prefix: str) -> dict[str, list[str]]:
     """What of a cluster is still on this host (domains, volumes, networks, nwfilters)."""
     return {
         "domains": [n for n in virsh("list", "--all", "--name").split() if n.startswith(prefix)],
-        "volumes": [n for n in virsh("vol-list", POOL, "--name").split() if n != IMAGE_NAME],
+        "volumes": [n for n in volumes() if n != IMAGE_NAME],
         "networks": [
             n for n in virsh("net-list", "--all", "--name").split() if n.startswith("tn-")
         ],

@@ -3,6 +3,7 @@ reported by real guests' cloud-init and agent, and launch_k3s failing with its c
 (no K3s binary can be had here). Then delete, and nothing is left on the host."""
 
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,20 +47,26 @@ def _step_event(events: list[dict[str, Any]], node: str, step: str, state: str) 
     return found[0]
 
 
-def test_two_real_guests_boot_and_report_their_steps(
-    real_portal: RealPortal, figures: dict[str, float]
-) -> None:
+@pytest.fixture
+def launched(real_portal: RealPortal) -> Iterator[dict[str, Any]]:
+    """A 2-node cluster on this host; deleted afterwards whatever the test found."""
     created = real_portal.api(
         "POST",
         "/api/v1/clusters",
-        {
-            "name": "real",
-            "region": REGION,
-            "pools": [{"name": "w", "size": "small", "count": 2}],
-        },
+        {"name": "real", "region": REGION, "pools": [{"name": "w", "size": "small", "count": 2}]},
     )
-    cluster = _wait(real_portal, created["id"], SETTLED)
-    events = _events(real_portal, created["id"])
+    try:
+        yield dict(created)
+    finally:
+        real_portal.api("DELETE", f"/api/v1/clusters/{created['id']}")
+        _wait(real_portal, created["id"], ("deleted",))
+
+
+def test_two_real_guests_boot_and_report_their_steps(
+    real_portal: RealPortal, launched: dict[str, Any], figures: dict[str, float]
+) -> None:
+    cluster = _wait(real_portal, launched["id"], SETTLED)
+    events = _events(real_portal, launched["id"])
     server, agent = sorted(cluster["nodes"], key=lambda n: not n["is_server"])
     assert server["hypervisor"] == agent["hypervisor"] == HOST
     assert server["ip"].startswith(GATEWAY.rsplit(".", 1)[0])
@@ -70,12 +77,12 @@ def test_two_real_guests_boot_and_report_their_steps(
     _step_event(events, server["name"], "launch_k3s", "started")
     assert server["status"] == "failed"
     assert server["error"]["code"] == "k3s_bundle_missing", server
-    # The agent: the worker steps always; its guest steps as far as it got before the
-    # server failed (then the agent fails with server_failed, by design).
+    # The agent: the worker steps; its guest then waits for a Ready server, which this
+    # image (no K3s) never has, so it fails with server_failed, by design.
     for step in ("import_image", "start_vm"):
         _step_event(events, agent["name"], step, "done")
     assert agent["status"] == "failed"
-    assert agent["error"]["code"] in ("server_failed", "k3s_bundle_missing"), agent
+    assert agent["error"]["code"] == "server_failed", agent
     assert cluster["status"] == "failed"
 
     started_vm = _step_event(events, server["name"], "start_vm", "done")
@@ -87,14 +94,10 @@ def test_two_real_guests_boot_and_report_their_steps(
     )
     figures["cloud_init_s"] = _seconds(events, server["name"], "cloud_init")
 
-    real_portal.api("DELETE", f"/api/v1/clusters/{created['id']}")
-    _wait(real_portal, created["id"], ("deleted",))
-    assert leftovers(f"k3s-{created['id'][:8]}-") == {
-        "domains": [],
-        "volumes": [],
-        "networks": [],
-        "nwfilters": [],
-    }
+
+def test_a_deleted_real_cluster_leaves_nothing_on_the_host(real_portal: RealPortal) -> None:
+    """Runs after the launch test's cluster was deleted (its fixture waits for that)."""
+    assert leftovers("k3s-") == {"domains": [], "volumes": [], "networks": [], "nwfilters": []}
     [host] = real_portal.api("GET", "/api/v1/staff/hypervisors", staff=True)["results"]
     assert (host["vcpus_allocated"], host["memory_mib_allocated"]) == (0, 0)
     assert not _dnsmasq_files(), "dnsmasq files of the tenant network are left"
@@ -105,7 +108,7 @@ def test_two_real_guests_boot_and_report_their_steps(
         "from provisioning.models import Node; "
         "print(Node.objects.filter(port__isnull=False).count())",
     )
-    assert held.strip() == "0", "a deleted node still holds an address"
+    assert held.splitlines()[-1] == "0", "a deleted node still holds an address"
 
 
 def _seconds(events: list[dict[str, Any]], node: str, step: str) -> float:

@@ -1,6 +1,6 @@
 """Put a base image on every hypervisor of a region, verified, and make it the version's.
 
-    manage.py publish_image IMAGE.qcow2 --region R --version V [--volume NAME] [--k3s|--no-k3s]
+    manage.py publish_image IMAGE.qcow2 --region R --k3s-version V [--volume NAME] [--k3s|--no-k3s]
 
 Uploads through libvirt's volume upload stream, reads the volume back to check its
 SHA-256, and records per host whether the image is there. A host that already has it
@@ -24,7 +24,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("image", type=Path)
         parser.add_argument("--region", required=True)
-        parser.add_argument("--version", required=True, help="a K3s version, e.g. v1.31.4+k3s1")
+        parser.add_argument(
+            "--k3s-version", required=True, help="the K3s version it serves, e.g. v1.31.4+k3s1"
+        )
         parser.add_argument("--volume", help="volume name (default: base-<version>.qcow2)")
         parser.add_argument("--k3s", dest="has_k3s", action="store_true", default=None)
         parser.add_argument("--no-k3s", dest="has_k3s", action="store_false")
@@ -34,7 +36,7 @@ class Command(BaseCommand):
         if not image.is_file():
             raise CommandError(f"{image} is not a file.")
         region = Region.objects.filter(slug=options["region"]).first()
-        version = K3sVersion.objects.filter(version=options["version"]).first()
+        version = K3sVersion.objects.filter(version=options["k3s_version"]).first()
         if region is None or version is None:
             raise CommandError("Unknown region or K3s version.")
         has_k3s = options["has_k3s"]
