@@ -296,6 +296,13 @@ GUEST_BOOT_DEADLINE_SECONDS = env.int("GUEST_BOOT_DEADLINE_SECONDS", 240)
 HOST_QUEUES = env.bool("HOST_QUEUES", False)
 AGENT_SILENT_SECONDS = env.int("AGENT_SILENT_SECONDS", 60)
 AGENT_PING_SECONDS = env.float("AGENT_PING_SECONDS", 10)
+# Set by `manage.py host_agent NAME --uri URI`: in that agent, the hypervisor's stored URI
+# (e.g. qemu+ssh://host/system, as the central workers reach it) is opened as the local URI.
+LIBVIRT_URI_ALIASES = (
+    {env.str("HOST_AGENT_STORED_URI", ""): env.str("HOST_AGENT_URI", "")}
+    if env.str("HOST_AGENT_STORED_URI", "") and env.str("HOST_AGENT_URI", "")
+    else {}
+)
 
 # --- Tenant networks ------------------------------------------------------------------
 # VXLAN VNIs handed to tenant networks, per region (24-bit; the default starts above the

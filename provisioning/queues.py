@@ -14,7 +14,12 @@ from provisioning.models import Hypervisor, Node
 
 DEFAULT = "celery"
 # Task name -> what its first argument is the id of.
-BY_NODE = {"provisioning.run_step", "provisioning.release_node", "provisioning.delete_node"}
+BY_NODE = {
+    "provisioning.run_step",
+    "provisioning.release_node",
+    "provisioning.delete_node",
+    "provisioning.report_silent_guest",  # reads the console log on the host
+}
 BY_HOST = {
     "provisioning.sync_hypervisor",
     "provisioning.reconcile_hypervisor",

@@ -14,6 +14,11 @@ urlpatterns = [
         name="api-staff-hypervisor-list",
     ),
     path(
+        "staff/hypervisors/<slug:name>",
+        staff_api.HypervisorDetail.as_view(),
+        name="api-staff-hypervisor-detail",
+    ),
+    path(
         "staff/hypervisors/<slug:name>/cordon",
         staff_api.Cordon.as_view(),
         name="api-staff-hypervisor-cordon",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 
+from django.conf import settings
+
 from provisioning.drivers.base import HypervisorDriver
 
 
@@ -12,4 +14,5 @@ def get_driver(uri: str) -> HypervisorDriver:
     # Imported here so that base/xml stay usable without loading libvirt.
     from provisioning.drivers.libvirt import LibvirtDriver
 
-    return LibvirtDriver(uri)
+    # A host agent opens its host's stored URI as its local one (host_agent --uri).
+    return LibvirtDriver(settings.LIBVIRT_URI_ALIASES.get(uri, uri))

@@ -58,6 +58,19 @@ def test_list_fields(staff_api: APIClient, synced: Hypervisor) -> None:
         "domain_count": 0,
         "sync_failures": 0,
         "last_error": "",
+        # The test driver reports no KVM/QEMU type: blanks stay, the domain default shows.
+        "virt_type": "",
+        "cpu_mode": "",
+        "cpu_model": "",
+        "machine_type": "",
+        "virtualisation": {
+            "virt_type": "kvm",
+            "cpu_mode": "host-model",
+            "cpu_model": "",
+            "machine_type": "",
+        },
+        "agent_seen_at": None,
+        "agent_silent": True,
     }
     assert "uri" not in item and "credentials_encrypted" not in item
 

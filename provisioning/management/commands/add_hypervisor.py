@@ -10,7 +10,7 @@ from django.db import transaction
 
 from portal import audit
 from portal.actor import Actor, Via
-from provisioning import inventory
+from provisioning import inventory, virtualisation
 from provisioning.management.commands.sync_hypervisors import print_table
 from provisioning.models import CpuMode, Hypervisor, Region, VirtType
 
@@ -32,10 +32,11 @@ class Command(BaseCommand):
         parser.add_argument("--storage-pool", default="default")
         parser.add_argument("--cpu-overcommit", type=overcommit, default=4.0)
         parser.add_argument("--memory-overcommit", type=overcommit, default=1.0)
+        # Left out: detected from the host's domcapabilities at the first sync.
         parser.add_argument("--virt-type", choices=VirtType.values, default="")
         parser.add_argument("--cpu-mode", choices=CpuMode.values, default="")
-        parser.add_argument("--cpu-model", default="", help="with --cpu-mode custom")
-        parser.add_argument("--machine-type", default="", help='e.g. "pc-q35-7.2"')
+        parser.add_argument("--cpu-model", default="", help="e.g. qemu64, with --cpu-mode custom")
+        parser.add_argument("--machine-type", default="", help='e.g. "q35" or "pc-q35-7.2"')
         parser.add_argument(
             "--credentials-file",
             type=Path,
@@ -68,7 +69,7 @@ class Command(BaseCommand):
             machine_type=options["machine_type"],
         )
         try:
-            hypervisor.full_clean()
+            virtualisation.check(hypervisor)
         except ValidationError as err:
             problems = "; ".join(f"{f}: {' '.join(m)}" for f, m in err.message_dict.items())
             raise CommandError(problems) from err
