@@ -188,9 +188,10 @@ def _started(
     portal_process.wait_ready(url, serve, data_dir / "serve.log")
     # Placement takes the host once its agent has answered a ping.
     deadline = time.monotonic() + 60
-    while not portal.api("GET", "/api/v1/staff/hypervisors", staff=True)["results"][0][
-        "agent_seen_at"
-    ]:
+    while not any(
+        h["name"] == HOST and h["agent_seen_at"]
+        for h in portal.api("GET", "/api/v1/staff/hypervisors", staff=True)["results"]
+    ):
         assert time.monotonic() < deadline, f"the host agent never answered\n{portal.logs()}"
         time.sleep(1)
     return portal

@@ -98,7 +98,8 @@ def test_two_real_guests_boot_and_report_their_steps(
 def test_a_deleted_real_cluster_leaves_nothing_on_the_host(real_portal: RealPortal) -> None:
     """Runs after the launch test's cluster was deleted (its fixture waits for that)."""
     assert leftovers("k3s-") == {"domains": [], "volumes": [], "networks": [], "nwfilters": []}
-    [host] = real_portal.api("GET", "/api/v1/staff/hypervisors", staff=True)["results"]
+    hosts = real_portal.api("GET", "/api/v1/staff/hypervisors", staff=True)["results"]
+    [host] = [h for h in hosts if h["name"] == HOST]
     assert (host["vcpus_allocated"], host["memory_mib_allocated"]) == (0, 0)
     assert not _dnsmasq_files(), "dnsmasq files of the tenant network are left"
     held = portal_process.manage(
