@@ -4,17 +4,25 @@ A port (address + MAC) is held by an owner that networking knows only by an opaq
 this app never needs to know what a node is. The network's row lock serialises
 allocations, and the unique constraints back it, so two owners never share an address or
 a MAC.
+
+An address given back is quarantined (QuarantinedAddress) until the DHCP lease its old MAC
+may still hold on the host has run out (ADDRESS_QUARANTINE_SECONDS, as long as the lease
+the network gives: DHCP_LEASE_SECONDS), or a worker saw the lease gone: dnsmasq offers
+nothing to a new MAC for an address another MAC still leases.
 """
 
 import hashlib
 import ipaddress
 import itertools
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
-from networking.models import Network, Port
+from networking.models import Network, Port, QuarantinedAddress
 from portal.errors import Invalid
 
 PRIVATE_RANGES = tuple(
@@ -78,8 +86,8 @@ def macs_for(owner: str) -> Iterator[str]:
 
 
 def allocate(network: Network, owner: str) -> Port:
-    """The owner's port in the network: the lowest free address, its first free MAC.
-    Idempotent: an owner holds one port per network."""
+    """The owner's port in the network: the lowest address neither held nor quarantined, its
+    first free MAC. Idempotent: an owner holds one port per network."""
     with transaction.atomic():
         # The lock makes concurrent allocations in one network take turns; each then sees
         # the ports the ones before it committed.
@@ -87,7 +95,10 @@ def allocate(network: Network, owner: str) -> Port:
         existing = Port.objects.filter(network=network, owner=owner).first()
         if existing is not None:
             return existing
+        cutoff = timezone.now() - timedelta(seconds=settings.ADDRESS_QUARANTINE_SECONDS)
+        QuarantinedAddress.objects.filter(network=network, released_at__lte=cutoff).delete()
         held = list(Port.objects.filter(network=network).values_list("address", "mac"))
+        held += QuarantinedAddress.objects.filter(network=network).values_list("address", "mac")
         addresses = {int(ipaddress.IPv4Address(a)) for a, _ in held}
         macs = {m for _, m in held}
         free = next((a for a in _host_range(network) if a not in addresses), None)
@@ -99,6 +110,24 @@ def allocate(network: Network, owner: str) -> Port:
         )
 
 
-def release(owner: str) -> None:
-    """Give back every port the owner holds. Idempotent."""
-    Port.objects.filter(owner=owner).delete()
+def release(owner: str, quarantine: bool = True) -> None:
+    """Give back every port the owner holds, quarantined unless no lease can be out there
+    (`quarantine=False`: the address never reached a host). Idempotent."""
+    with transaction.atomic():
+        ports = list(Port.objects.filter(owner=owner))
+        if quarantine:
+            now = timezone.now()
+            for port in ports:
+                QuarantinedAddress.objects.update_or_create(
+                    network_id=port.network_id,
+                    address=port.address,
+                    defaults={"mac": port.mac, "released_at": now},
+                )
+        Port.objects.filter(pk__in=[p.pk for p in ports]).delete()
+
+
+def lease_gone(network: Network, macs: Iterable[str]) -> int:
+    """A worker saw these MACs hold no lease in the network any more: their addresses are
+    free at once. Returns how many quarantines ended."""
+    deleted, _ = QuarantinedAddress.objects.filter(network=network, mac__in=list(macs)).delete()
+    return deleted

@@ -126,6 +126,48 @@ class Port(models.Model):
         return f"{self.address} in {self.network}"
 
 
+class QuarantinedAddress(models.Model):
+    """An address given back while the host's dnsmasq may still hold its old MAC's lease: no
+    port gets it until `released_at` is ADDRESS_QUARANTINE_SECONDS old, or a worker saw the
+    lease gone. A Port stays "held", so "nothing leaked" still means no ports."""
+
+    network = models.ForeignKey(Network, on_delete=models.CASCADE, related_name="quarantined")
+    address = models.GenericIPAddressField(protocol="IPv4")
+    mac = models.CharField(max_length=17)
+    released_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["network", "released_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["network", "address"], name="one_quarantine_per_address"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.address} in {self.network} (quarantined since {self.released_at})"
+
+
+class HostNetworkLock(models.Model):
+    """A row per network per hypervisor, locked (SELECT ... FOR UPDATE) while a worker changes
+    that network on that host, so DHCP entries are recomputed and applied one at a time."""
+
+    network = models.ForeignKey(Network, on_delete=models.CASCADE, related_name="host_locks")
+    hypervisor = models.ForeignKey(
+        "provisioning.Hypervisor", on_delete=models.CASCADE, related_name="network_locks"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["network", "hypervisor"], name="one_lock_per_host_network"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.network} on {self.hypervisor_id}"
+
+
 class FirewallRollout(models.Model):
     """What the last rollout of a firewall did on one hypervisor: enforced there, or why not."""
 

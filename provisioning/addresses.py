@@ -21,9 +21,10 @@ def allocate(node: Node) -> str:
     return port.address
 
 
-def release(node: Node) -> None:
-    """Give the node's address back. Idempotent."""
-    ipam.release(str(node.uuid))  # the link goes with it (SET_NULL)
+def release(node: Node, quarantine: bool = True) -> None:
+    """Give the node's address back, quarantined while the host's dnsmasq may still lease it
+    to the node's MAC (`quarantine=False` when no lease can exist). Idempotent."""
+    ipam.release(str(node.uuid), quarantine=quarantine)  # the link goes with it (SET_NULL)
     node.port = None
 
 

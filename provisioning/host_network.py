@@ -1,13 +1,23 @@
 """The worker side: tenant networks and firewalls on hypervisors, through the driver.
 
 Only Celery tasks call this. Every function recomputes what a host should have from the
-database (the live nodes on it), so a repeated or concurrent call converges.
+database (the live nodes on it), so a repeated call converges; concurrent ones on one network
+and host take turns on that pair's lock row (`HostNetworkLock`, SELECT ... FOR UPDATE), held
+across the recompute and the driver call, so two workers never apply stale DHCP entries over
+each other. A row lock, not a PostgreSQL advisory lock: it works the same for workers in
+other processes and on other machines, ends with the transaction (or a dead connection), and
+on SQLite the IMMEDIATE transaction it runs in already serialises every writer.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.db import transaction
 from django.db.models import QuerySet
 
-from networking import rules
-from networking.models import Firewall, FirewallRollout, Network
+from networking import ipam, rules
+from networking.models import Firewall, FirewallRollout, HostNetworkLock, Network
 from observability import events
 from observability.models import EventState
 from provisioning import addresses
@@ -25,6 +35,18 @@ from provisioning.models import Cluster, Hypervisor, Node
 from provisioning.states import NODE_GONE
 
 
+@contextmanager
+def locked(network: Network, hypervisor: Hypervisor) -> Iterator[None]:
+    """Hold the (network, hypervisor) lock row for the block: one worker at a time changes
+    that network on that host."""
+    HostNetworkLock.objects.get_or_create(network=network, hypervisor=hypervisor)
+    with transaction.atomic():
+        HostNetworkLock.objects.select_for_update().filter(
+            network=network, hypervisor=hypervisor
+        ).values_list("pk").get()
+        yield
+
+
 def live_nodes() -> QuerySet[Node]:
     return Node.objects.exclude(status__in=NODE_GONE)
 
@@ -32,7 +54,12 @@ def live_nodes() -> QuerySet[Node]:
 def network_spec(network: Network, nodes: QuerySet[Node]) -> NetworkSpec:
     """The libvirt network with one static lease per node given that holds an address."""
     hosts = [
-        DhcpHost(mac=n.port.mac, ip=n.port.address, name=n.domain_name)
+        DhcpHost(
+            mac=n.port.mac,
+            ip=n.port.address,
+            name=n.domain_name,
+            lease_seconds=settings.DHCP_LEASE_SECONDS,
+        )
         for n in nodes.filter(port__isnull=False).select_related("cluster", "port")
         if n.port is not None
     ]
@@ -96,11 +123,12 @@ def attach(node: Node, driver: HypervisorDriver) -> NicSpec:
     if hypervisor is None or address is None or mac is None:
         raise PermanentDriverError("invalid_config", f"{node.name} has no host or no address")
     network = node.cluster.network
-    on_host = live_nodes().filter(cluster__network=network, hypervisor=hypervisor)
-    driver.ensure_network(network_spec(network, on_host))
-    # Fresh from the database: a rule change since the task loaded the node must not regress.
-    firewall = Firewall.objects.select_related("network").get(pk=node.cluster.firewall_id)
-    enforced = _apply_firewall(firewall, hypervisor, driver)
+    with locked(network, hypervisor):
+        on_host = live_nodes().filter(cluster__network=network, hypervisor=hypervisor)
+        driver.ensure_network(network_spec(network, on_host))
+        # Fresh from the database: a rule change since the task loaded the node must not regress.
+        firewall = Firewall.objects.select_related("network").get(pk=node.cluster.firewall_id)
+        enforced = _apply_firewall(firewall, hypervisor, driver)
     return NicSpec(
         network=network.libvirt_name,
         mac=mac,
@@ -109,23 +137,38 @@ def attach(node: Node, driver: HypervisorDriver) -> NicSpec:
     )
 
 
-def detach(node: Node, driver: HypervisorDriver) -> None:
+def detach(node: Node, driver: HypervisorDriver) -> bool:
     """After the node's domain is gone: drop its lease, or the network (and the nwfilter)
-    when no other live node on this hypervisor needs them. Idempotent."""
+    when no other live node on this hypervisor needs them. Idempotent.
+
+    True when the node's address can hold no lease on the host any more (the network went,
+    or the host's DHCP leases show none for its MAC): it needs no quarantine.
+    """
     hypervisor = node.hypervisor
     if hypervisor is None:
-        return
+        return True
     network = node.cluster.network
-    others = live_nodes().filter(hypervisor=hypervisor).exclude(pk=node.pk)
-    same_network = others.filter(cluster__network=network)
-    if same_network.exists():
-        driver.ensure_network(network_spec(network, same_network))
-    else:
-        driver.delete_network(network.libvirt_name)
-    firewall = node.cluster.firewall
-    if not others.filter(cluster__firewall=firewall).exists():
-        driver.delete_nwfilter(firewall.nwfilter_name)
-        FirewallRollout.objects.filter(firewall=firewall, hypervisor=hypervisor).delete()
+    mac = addresses.mac_of(node)
+    with locked(network, hypervisor):
+        others = live_nodes().filter(hypervisor=hypervisor).exclude(pk=node.pk)
+        same_network = others.filter(cluster__network=network)
+        if same_network.exists():
+            driver.ensure_network(network_spec(network, same_network))
+            # dnsmasq keeps a dead guest's lease until it expires; only the host can tell.
+            lease_gone = driver.capabilities.dhcp_leases and (
+                mac not in driver.dhcp_leases(network.libvirt_name)
+            )
+        else:
+            driver.delete_network(network.libvirt_name)  # its leases go with it
+            lease_gone = True
+        firewall = node.cluster.firewall
+        if not others.filter(cluster__firewall=firewall).exists():
+            # A domain still being deleted may hold it: the driver then says "try again".
+            driver.delete_nwfilter(firewall.nwfilter_name)
+            FirewallRollout.objects.filter(firewall=firewall, hypervisor=hypervisor).delete()
+        if lease_gone and mac is not None:
+            ipam.lease_gone(network, [mac])  # a quarantine left from an earlier release
+    return lease_gone
 
 
 def roll_out(firewall: Firewall) -> None:

@@ -64,7 +64,10 @@ class NodeOutput(serializers.ModelSerializer):
     def get_error(self, node: Node) -> dict[str, str] | None:
         if not node.error_code:
             return None
-        return {"code": node.error_code, "message": node.error_message}
+        error = {"code": node.error_code, "message": node.error_message}
+        if node.console_tail:  # a silent guest's serial console, its last lines
+            error["console_tail"] = node.console_tail
+        return error
 
 
 class ClusterOutput(serializers.ModelSerializer):

@@ -10,14 +10,19 @@ from datetime import timedelta
 from celery import Task, shared_task
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from provisioning import enqueue, failures, guest_sim, pipeline, steps
-from provisioning.drivers.base import PermanentDriverError, TransientDriverError
+from provisioning.drivers.base import DriverError, PermanentDriverError, TransientDriverError
 from provisioning.models import Cluster, Node
 from provisioning.states import NODE_LAUNCHING, ClusterStatus, NodeStatus, transition
 
 MAX_RETRIES = 5
+REPORT_SILENT_GUEST = "provisioning.report_silent_guest"
+# The first step a guest reports (cloud_init), and the worker step before it (start_vm).
+FIRST_GUEST_STEP = steps.performed_by(steps.Performer.GUEST)[0].name
+VM_STARTED_STEP = steps.NAMES[steps.NAMES.index(FIRST_GUEST_STEP) - 1]
 
 
 class StepTask(Task):
@@ -146,6 +151,9 @@ def reap_stalled() -> int:
     ).values_list("id", flat=True):
         Node.objects.filter(pk=node_id).update(progressed_at=timezone.now())
         enqueue.delete_nodes([node_id])
+    # Earlier and more precise than step_timeout: a VM started whose guest never phoned home.
+    for node_id in silent_guests().values_list("id", flat=True):
+        enqueue.on_commit(REPORT_SILENT_GUEST, node_id)
     count = 0
     for node_id in stalled:
         node = pipeline.load(node_id)
@@ -161,3 +169,39 @@ def reap_stalled() -> int:
             )
         count += 1
     return count
+
+
+def silent_guests() -> QuerySet[Node]:
+    """Launching nodes whose VM started GUEST_BOOT_DEADLINE_SECONDS ago or more, and whose
+    guest has not yet reported the start of its first step (cloud_init)."""
+    cutoff = timezone.now() - timedelta(seconds=settings.GUEST_BOOT_DEADLINE_SECONDS)
+    return (
+        Node.objects.filter(status=NodeStatus.PROVISIONING)
+        .filter(steps__step=VM_STARTED_STEP, steps__finished_at__lte=cutoff)
+        .filter(steps__step=FIRST_GUEST_STEP, steps__started_at__isnull=True)
+    )
+
+
+@shared_task(name=REPORT_SILENT_GUEST, base=StepTask)
+def report_silent_guest(node_id: int) -> None:
+    """On the host's worker: fail a silent guest at its first step with `guest_unreachable`,
+    keeping its serial console's last lines on the node (libvirt calls stay on workers)."""
+    node = pipeline.load(node_id)
+    if node is None or not silent_guests().filter(pk=node_id).exists():
+        return  # it phoned home, failed or went meanwhile
+    try:
+        tail = pipeline.driver_for(node).console_tail(node.domain_name, settings.CONSOLE_TAIL_LINES)
+    except DriverError as error:
+        tail = f"no console log: {error.message}"
+    first = FIRST_GUEST_STEP
+    with transaction.atomic():
+        Node.objects.filter(pk=node_id, status__in=NODE_LAUNCHING).update(
+            console_tail=tail, step=first
+        )
+        pipeline.fail_node(
+            node,
+            first,
+            failures.GUEST_UNREACHABLE,
+            f"The guest did not phone home within {settings.GUEST_BOOT_DEADLINE_SECONDS} s"
+            " of its VM starting; its console's last lines are kept on the node.",
+        )
