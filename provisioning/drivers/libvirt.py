@@ -13,9 +13,11 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import ParamSpec, TypeVar
+from urllib.parse import urlsplit
 
 import libvirt
 
+from provisioning.drivers import console
 from provisioning.drivers import xml as lvxml
 from provisioning.drivers.base import (
     Capabilities,
@@ -108,12 +110,12 @@ def _translated(method: Callable[P, R]) -> Callable[P, R]:
 
 
 @contextmanager
-def _missing_ok(code: int) -> Iterator[None]:
-    """Treat "no such <object>" (error `code`) as done; anything else still raises."""
+def _missing_ok(*codes: int) -> Iterator[None]:
+    """Treat "no such <object>" (error `codes`) as done; anything else still raises."""
     try:
         yield
     except libvirt.libvirtError as err:
-        if err.get_error_code() != code:
+        if err.get_error_code() not in codes:
             raise
 
 
@@ -252,7 +254,8 @@ class LibvirtDriver:
 
     @_translated
     def delete_volume(self, pool: str, name: str) -> None:
-        with _missing_ok(libvirt.VIR_ERR_NO_STORAGE_VOL):
+        # No pool: nothing of it is left to delete either.
+        with _missing_ok(libvirt.VIR_ERR_NO_STORAGE_VOL, libvirt.VIR_ERR_NO_STORAGE_POOL):
             self._connection().storagePoolLookupByName(pool).storageVolLookupByName(name).delete(0)
 
     @_translated
@@ -269,10 +272,14 @@ class LibvirtDriver:
         size = os.path.getsize(path)
         vol = storage.createXML(lvxml.upload_volume_xml(name, size), 0)
         stream = conn.newStream(0)
-        vol.upload(stream, 0, size, 0)
-        with open(path, "rb") as source:
-            stream.sendAll(lambda _stream, count, file: file.read(count), source)
-        stream.finish()
+        try:
+            vol.upload(stream, 0, size, 0)
+            with open(path, "rb") as source:  # sendAll aborts the stream if reading fails
+                stream.sendAll(lambda _stream, count, file: file.read(count), source)
+            stream.finish()
+        except (OSError, libvirt.libvirtError):
+            vol.delete(0)  # never leave half an image under the base image's name
+            raise
         storage.refresh(0)  # libvirt re-reads the uploaded image's own header
 
     @_translated
@@ -359,8 +366,38 @@ class LibvirtDriver:
     def delete_nwfilter(self, name: str) -> None:
         if not self.capabilities.enforces_firewalls:
             return  # nothing can have been defined there, so it is already gone
-        with _missing_ok(libvirt.VIR_ERR_NO_NWFILTER):
-            self._connection().nwfilterLookupByName(name).undefine()
+        try:
+            with _missing_ok(libvirt.VIR_ERR_NO_NWFILTER):
+                self._connection().nwfilterLookupByName(name).undefine()
+        except libvirt.libvirtError as err:
+            # "nwfilter is in use": a domain being deleted still holds it; try again soon.
+            if err.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID:
+                raise TransientDriverError("in_use", err.get_error_message() or "") from err
+            raise
+
+    @_translated
+    def dhcp_leases(self, network: str) -> tuple[str, ...]:
+        """The MACs holding a DHCP lease in `network` here (none when it is not running)."""
+        if not self.capabilities.dhcp_leases:
+            raise PermanentDriverError("unsupported", f"{self.uri} reports no DHCP leases")
+        net = _find(self._connection().networkLookupByName, network, libvirt.VIR_ERR_NO_NETWORK)
+        if net is None or not net.isActive():
+            return ()
+        return tuple(sorted({lease["mac"] for lease in net.DHCPLeases()}))
+
+    @_translated
+    def console_tail(self, name: str, lines: int) -> str:
+        """The last lines of the domain's serial console log, or why there are none."""
+        if self.is_test:
+            return "no console log: libvirt's test driver runs no guest"
+        host = urlsplit(self.uri).hostname
+        if host:
+            return f"no console log: it is on {host}; its host agent reads it there"
+        dom = _find(self._connection().lookupByName, name, libvirt.VIR_ERR_NO_DOMAIN)
+        path = lvxml.console_log_of(dom.XMLDesc(0)) if dom is not None else None
+        if path is None:
+            return "no console log: the domain is gone or logs no console"
+        return console.tail(path, lines)
 
     # Host setup used by ops and the libvirtd test tier; not part of HypervisorDriver.
 
@@ -411,6 +448,19 @@ def _sync_dhcp_hosts(
         (libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, h) for h in desired if h not in current
     ]
     for command, host in changes:
-        net.update(
-            command, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1, lvxml.dhcp_host_xml(host), flags
-        )
+        try:
+            net.update(
+                command,
+                libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST,
+                -1,
+                lvxml.dhcp_host_xml(host),
+                flags,
+            )
+        except libvirt.libvirtError as err:
+            # "there is an existing dhcp host entry" / "couldn't locate a matching dhcp host
+            # entry" (VIR_ERR_OPERATION_INVALID): done, when the entry is as wanted.
+            if err.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:
+                raise
+            now = lvxml.network_spec_from_xml(net.XMLDesc(0)).dhcp_hosts
+            if (host in now) != (command == libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST):
+                raise
