@@ -16,7 +16,8 @@ report() {
 }
 fail() { report "$1" failed "$2" "${3:-}"; exit 1; }
 # An image built without a K3s bundle (manage.py build_image, no --k3s-bundle) boots and
-# reports every step; launch_k3s then fails with its own clear code.
+# reports every step; fetch_deps has nothing to copy and is done, launch_k3s then fails
+# with its own clear code (the portal records k3s_bundle_missing).
 has_bundle() { [ -x /opt/k3s/k3s ] && [ -f /opt/k3s/install.sh ]; }
 
 report cloud_init done
@@ -31,7 +32,9 @@ fi
 report fetch_deps done
 
 report launch_k3s started
-has_bundle || fail launch_k3s "this base image was built without a K3s bundle" k3s_bundle_missing
+has_bundle || fail launch_k3s \
+  "k3s_bundle_missing: no /opt/k3s/k3s or /opt/k3s/install.sh (image built without a K3s bundle)" \
+  k3s_bundle_missing
 export INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_VERSION="$K3S_VERSION" K3S_TOKEN="$K3S_JOIN_TOKEN"
 if [ "$IS_SERVER" = 1 ]; then
   sh /opt/k3s/install.sh server --node-name "$NODE_NAME" || fail launch_k3s "k3s server did not start"

@@ -13,6 +13,7 @@ OUT=${1:?usage: build-image.sh OUT.qcow2 [K3S_BUNDLE_DIR]}
 BUNDLE=${2:-}
 SIZE=${SIZE:-3G}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
+here=$(cd "$(dirname "$0")" && pwd)
 
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/k3s-portal-image.XXXXXX")
 raw=$work/disk.raw
@@ -40,32 +41,27 @@ rmdir "$mnt/lost+found"
 
 packages=(
   systemd-sysv udev kmod iproute2 ifupdown isc-dhcp-client netbase
-  linux-image-cloud-amd64 initramfs-tools cloud-init curl ca-certificates
+  linux-image-cloud-amd64 initramfs-tools cloud-init cloud-guest-utils curl ca-certificates
 )
-# Boot time: NoCloud only (no datasource probing), no recommends, and the units a
-# short-lived K3s node never needs are masked.
+# Boot time: NoCloud only (no datasource probing), no recommends, cloud-init runs only the
+# modules the portal's seed uses (provisioning/guest_seed.py: bootcmd, write_files, the
+# hostname, runcmd; growpart/resizefs for a node disk bigger than the image), and the
+# units a short-lived K3s node never needs are masked; no fsck of the root at boot (a
+# node's disk is a fresh clone; ext4's journal still replays at mount).
 mmdebstrap --variant=minbase --mode=root \
   --aptopt='Apt::Install-Recommends "false"' \
   --include="$(IFS=,; echo "${packages[*]}")" \
   --customize-hook='echo k3s-portal-base > "$1/etc/hostname"' \
-  --customize-hook='echo "LABEL=rootfs / ext4 errors=remount-ro,noatime 0 1" > "$1/etc/fstab"' \
+  --customize-hook='echo "LABEL=rootfs / ext4 errors=remount-ro,noatime 0 0" > "$1/etc/fstab"' \
   --customize-hook='printf "auto lo\niface lo inet loopback\nsource-directory /etc/network/interfaces.d\n" > "$1/etc/network/interfaces"' \
   --customize-hook='printf "datasource_list: [ NoCloud, None ]\n" > "$1/etc/cloud/cloud.cfg.d/90-k3s-portal.cfg"' \
-  --customize-hook='for u in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer man-db.timer systemd-timesyncd.service; do ln -sf /dev/null "$1/etc/systemd/system/$u"; done' \
+  --customize-hook="cp '$here/cloud-modules.cfg' \"\$1/etc/cloud/cloud.cfg.d/91-k3s-portal-modules.cfg\"" \
+  --customize-hook='for u in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer man-db.timer dpkg-db-backup.timer systemd-timesyncd.service cloud-init-hotplugd.socket; do ln -sf /dev/null "$1/etc/systemd/system/$u"; done' \
   --customize-hook=': > "$1/etc/machine-id"; rm -f "$1/var/lib/dbus/machine-id"' \
   --customize-hook='rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/* "$1"/usr/share/doc/* "$1"/usr/share/man/*' \
   bookworm "$mnt" "$MIRROR"
 
-mkdir -p "$mnt/etc/k3s-portal"
-if [ -n "$BUNDLE" ]; then
-  install -d "$mnt/opt/k3s"
-  install -m 0755 "$BUNDLE/k3s" "$mnt/opt/k3s/k3s"
-  install -m 0644 "$BUNDLE/k3s-airgap-images-amd64.tar.zst" "$mnt/opt/k3s/"
-  install -m 0755 "$BUNDLE/install.sh" "$mnt/opt/k3s/install.sh"
-else
-  echo "built without a K3s bundle: launch_k3s fails with k3s_bundle_missing" \
-    > "$mnt/etc/k3s-portal/no-k3s"
-fi
+bash "$here/stage-k3s.sh" "$mnt" "$BUNDLE"
 
 kernel=$(cd "$mnt/boot" && ls vmlinuz-* | sort -V | tail -1)
 initrd=initrd.img-${kernel#vmlinuz-}

@@ -17,6 +17,8 @@ TOOLS = {
     "qemu-img": "qemu-utils",
     "mkfs.ext4": "e2fsprogs",
 }
+# The MBR boot code the script writes, from syslinux-common.
+MBR = Path("/usr/lib/syslinux/mbr/mbr.bin")
 
 
 class BuildError(Exception):
@@ -43,7 +45,12 @@ def has_k3s(image: Path) -> bool | None:
 
 
 def missing_packages() -> list[str]:
-    return sorted({pkg for tool, pkg in TOOLS.items() if shutil.which(tool) is None})
+    """The Debian packages the build needs and this machine lacks (scripts/system-deps.sh
+    installs them; .ci/run names them)."""
+    missing = {pkg for tool, pkg in TOOLS.items() if shutil.which(tool) is None}
+    if not MBR.is_file():
+        missing.add("syslinux-common")
+    return sorted(missing)
 
 
 def check_bundle(bundle: Path) -> None:
@@ -71,6 +78,12 @@ def build(out: Path, bundle: Path | None, size: str, mirror: str) -> Built:
         raise BuildError(f"the build failed ({done.returncode}):\n{done.stderr[-4000:]}")
     built = Built(out, time.monotonic() - started, out.stat().st_size, bundle is not None)
     manifest_path(out).write_text(
-        json.dumps({"has_k3s": built.has_k3s, "build_seconds": round(built.seconds, 1)})
+        json.dumps(
+            {
+                "has_k3s": built.has_k3s,
+                "build_seconds": round(built.seconds, 1),
+                "size_bytes": built.size_bytes,
+            }
+        )
     )
     return built

@@ -11,11 +11,12 @@ from django.utils import timezone
 from portal import audit
 from portal.actor import Actor
 from provisioning.drivers import get_driver
-from provisioning.drivers.base import DriverError
+from provisioning.drivers.base import DriverError, HypervisorDriver
 from provisioning.models import BaseImage, Hypervisor, ImageReplica, K3sVersion, Region
 from provisioning.models import ReplicaState as S
 
 CHUNK = 4 * 2**20
+NO_UPLOAD = "test driver: no volume upload"
 
 
 @dataclass(frozen=True)
@@ -54,14 +55,24 @@ def publish(
     return [_to_host(image, host, path) for host in Hypervisor.objects.filter(region=region)]
 
 
+def _same(driver: HypervisorDriver, host: Hypervisor, image: BaseImage) -> bool:
+    """Whether the host already has exactly this image: same size (a lookup), then the
+    SHA-256 of what the download stream gives back."""
+    size = driver.volume_physical_bytes(host.storage_pool, image.volume_name)
+    if size != image.size_bytes:
+        return False
+    return driver.volume_sha256(host.storage_pool, image.volume_name) == image.sha256
+
+
 def _to_host(image: BaseImage, host: Hypervisor, path: Path) -> Outcome:
     driver = get_driver(host.uri)
     try:
         if not driver.capabilities.volume_upload:
+            # Said as it is: nothing was uploaded, only whether a volume of that name exists.
             present = driver.volume_exists(host.storage_pool, image.volume_name)
             state = S.PRESENT if present else S.MISSING
-            outcome = Outcome(host.name, state, "this driver has no volume upload; not checked")
-        elif driver.volume_sha256(host.storage_pool, image.volume_name) == image.sha256:
+            outcome = Outcome(host.name, state, NO_UPLOAD)
+        elif _same(driver, host, image):
             outcome = Outcome(host.name, S.PRESENT, "already there, same SHA-256")
         else:
             driver.upload_volume(host.storage_pool, image.volume_name, str(path))

@@ -1,6 +1,9 @@
 """Put a base image on every hypervisor of a region, verified, and make it the version's.
 
-    manage.py publish_image IMAGE.qcow2 --region R --k3s-version V [--volume NAME] [--k3s|--no-k3s]
+    manage.py publish_image IMAGE.qcow2 --region R --version V [--volume NAME] [--k3s|--no-k3s]
+
+`--version` names the K3s version the image serves (`--k3s-version` is the same flag;
+Django's own `--version`, which prints Django's, is not offered by this command).
 
 Uploads through libvirt's volume upload stream, reads the volume back to check its
 SHA-256, and records per host whether the image is there. A host that already has it
@@ -15,19 +18,29 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from portal.actor import Actor, Via
 from provisioning.images import build, publish
-from provisioning.models import K3sVersion, Region
+from provisioning.models import BaseImage, K3sVersion, Region
 
 
 class Command(BaseCommand):
     help = "Upload a base image to every hypervisor of a region and verify it."
 
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        # Lets `--version` below replace the option every command gets from Django.
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
+
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("image", type=Path)
         parser.add_argument("--region", required=True)
         parser.add_argument(
-            "--k3s-version", required=True, help="the K3s version it serves, e.g. v1.31.4+k3s1"
+            "--version",
+            "--k3s-version",
+            dest="k3s_version",
+            required=True,
+            help="the K3s version it serves, e.g. v1.31.4+k3s1",
         )
-        parser.add_argument("--volume", help="volume name (default: base-<version>.qcow2)")
+        parser.add_argument(
+            "--volume", help="volume name (default: the current one, else base-<version>.qcow2)"
+        )
         parser.add_argument("--k3s", dest="has_k3s", action="store_true", default=None)
         parser.add_argument("--no-k3s", dest="has_k3s", action="store_false")
 
@@ -44,7 +57,11 @@ class Command(BaseCommand):
             has_k3s = build.has_k3s(image)
         if has_k3s is None:
             raise CommandError("No manifest beside the image: say --k3s or --no-k3s.")
-        volume = options["volume"] or f"base-{version.version}.qcow2"
+        current = BaseImage.objects.filter(region=region, version=version).first()
+        # Default: the name the version's image already has, else base-<version>.qcow2.
+        volume = options["volume"] or (
+            current.volume_name if current else f"base-{version.version.replace('+', '-')}.qcow2"
+        )
         outcomes = publish.publish(
             Actor.system(Via.COMMAND), image, region, version, volume, has_k3s
         )
