@@ -152,6 +152,10 @@ def real() -> Iterator[LibvirtDriver]:
         driver.undefine_domain(f"k3sd-{SUFFIX}")
         driver.delete_nwfilter(f"k3sd-{SUFFIX}")
         driver.delete_network(REAL.name)
+        # libvirt keeps a domain's logs after it is gone; this test's go with it.
+        console_log = Path(lvxml.console_log_path(f"k3sd-{SUFFIX}"))
+        for log in (console_log, console_log.with_name(f"k3sd-{SUFFIX}.log")):
+            log.unlink(missing_ok=True)
 
 
 @pytest.mark.libvirtd
