@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import Q
 
 from portal.fields import EncryptedTextField
+from provisioning.choices import CpuMode, OrphanResolution, ReplicaState, VirtType
 from provisioning.drivers.base import Virtualisation
 from provisioning.failures import NodeError
 from provisioning.states import (
@@ -39,18 +40,6 @@ class Region(models.Model):
 
     def __str__(self) -> str:
         return self.slug
-
-
-class VirtType(models.TextChoices):
-    KVM = "kvm", "KVM (hardware)"
-    QEMU = "qemu", "QEMU (software, TCG)"
-
-
-class CpuMode(models.TextChoices):
-    HOST_MODEL = "host-model"
-    HOST_PASSTHROUGH = "host-passthrough"
-    CUSTOM = "custom", "a named model (cpu_model)"
-    NONE = "none", "no <cpu> element (QEMU's default)"
 
 
 class Hypervisor(models.Model):
@@ -185,12 +174,6 @@ class BaseImage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version} in {self.region}: {self.volume_name}"
-
-
-class ReplicaState(models.TextChoices):
-    PRESENT = "present"
-    MISSING = "missing"
-    MISMATCH = "mismatch"  # a volume of that name whose digest is not the image's
 
 
 class ImageReplica(models.Model):
@@ -371,11 +354,6 @@ class IssuedCredential(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username} ({self.role}) on {self.cluster}"
-
-
-class OrphanResolution(models.TextChoices):
-    REMOVED = "removed", "Removed by reconciliation"
-    VANISHED = "vanished", "Gone or owned again before the grace period ended"
 
 
 class OrphanDomain(models.Model):
