@@ -20,7 +20,6 @@ import libvirt
 import pytest
 
 from provisioning.drivers import console
-from provisioning.drivers import libvirt as lv
 from provisioning.drivers import xml as lvxml
 from provisioning.drivers.base import (
     DhcpHost,
@@ -30,7 +29,7 @@ from provisioning.drivers.base import (
     PermanentDriverError,
     TransientDriverError,
 )
-from provisioning.drivers.libvirt import LibvirtDriver
+from provisioning.drivers.libvirt import LibvirtDriver, networks
 from tests.drivers.test_xml import DOMAIN
 
 A = DhcpHost("52:54:00:d4:c0:01", "10.30.0.2", "k3s-a", lease_seconds=300)
@@ -57,10 +56,10 @@ def test_adding_an_entry_already_there_and_removing_one_already_gone_are_done(
     driver.ensure_network(SPEC)
     net = driver._connection().networkLookupByName(SPEC.name)
     # What a worker does with a stale view: another worker already made the same change.
-    lv._sync_dhcp_hosts(net, current=(), desired=(A,))  # A is already there
+    networks.sync_dhcp_hosts(net, current=(), desired=(A,))  # A is already there
     assert hosts_of(driver, SPEC.name) == (A, B)
-    lv._sync_dhcp_hosts(net, current=(A, B), desired=(A,))
-    lv._sync_dhcp_hosts(net, current=(A, B), desired=(A,))  # B is already gone
+    networks.sync_dhcp_hosts(net, current=(A, B), desired=(A,))
+    networks.sync_dhcp_hosts(net, current=(A, B), desired=(A,))  # B is already gone
     assert hosts_of(driver, SPEC.name) == (A,)
     driver.ensure_network(replace(SPEC, dhcp_hosts=(A,)))
     assert hosts_of(driver, SPEC.name) == (A,)
@@ -71,7 +70,7 @@ def test_an_entry_that_clashes_is_still_an_error(driver: LibvirtDriver) -> None:
     net = driver._connection().networkLookupByName(SPEC.name)
     clash = replace(A, ip="10.30.0.9")  # A's MAC with another address: not the wanted state
     with pytest.raises(libvirt.libvirtError):
-        lv._sync_dhcp_hosts(net, current=(), desired=(clash,))
+        networks.sync_dhcp_hosts(net, current=(), desired=(clash,))
 
 
 def test_a_lease_time_change_is_applied_in_place(driver: LibvirtDriver) -> None:
@@ -173,9 +172,9 @@ def test_real_libvirtd_dhcp_entries_converge_from_a_stale_view(real: LibvirtDriv
         )
     assert raw.value.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID
     assert "existing dhcp host entry" in (raw.value.get_error_message() or "")
-    lv._sync_dhcp_hosts(net, current=(), desired=(a,))
-    lv._sync_dhcp_hosts(net, current=(a, b), desired=(a,))
-    lv._sync_dhcp_hosts(net, current=(a, b), desired=(a,))  # "couldn't locate": done
+    networks.sync_dhcp_hosts(net, current=(), desired=(a,))
+    networks.sync_dhcp_hosts(net, current=(a, b), desired=(a,))
+    networks.sync_dhcp_hosts(net, current=(a, b), desired=(a,))  # "couldn't locate": done
     assert hosts_of(real, REAL.name) == (a,)
     hostsfile = Path(f"/var/lib/libvirt/dnsmasq/{REAL.name}.hostsfile")
     if hostsfile.exists():  # dnsmasq gets the short lease
