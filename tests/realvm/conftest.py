@@ -7,6 +7,7 @@ The image is cached outside the clone (REALVM_IMAGE_DIR, default
 where no libvirtd answers on qemu:///system.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -28,7 +29,8 @@ REGION = "ci-real"
 HOST = "ci-host"
 POOL = "k3s-portal-ci"
 POOL_DIR = Path("/var/lib/libvirt/images") / POOL
-IMAGE_NAME = "base-bookworm.qcow2"
+IMAGE_NAME = "base-bookworm.qcow2"  # the volume in the pool
+RECIPE = portal_process.ROOT / "provisioning" / "images"
 # The tenant network's gateway: guests reach the portal there (their only way out).
 GATEWAY = "10.0.0.1"
 
@@ -65,7 +67,12 @@ def base_image(figures: dict[str, float], tmp_path_factory: pytest.TempPathFacto
     if reason:
         pytest.skip(reason)
     cache = Path(os.environ.get("REALVM_IMAGE_DIR", "/var/cache/k3s-portal/images"))
-    image = cache / IMAGE_NAME
+    # Named by the recipe, so a changed builder builds (and this tier boots) a new image.
+    recipe = hashlib.sha256()
+    for part in sorted(RECIPE.iterdir()):
+        if part.suffix in (".sh", ".cfg"):
+            recipe.update(part.read_bytes())
+    image = cache / f"base-bookworm-{recipe.hexdigest()[:12]}.qcow2"
     if not image.exists():
         env = portal_process.embedded_env(tmp_path_factory.mktemp("build"), 0)
         started = time.monotonic()
