@@ -280,13 +280,16 @@ def test_staff_page_shows_virtualisation_and_agent_heartbeat(
 ) -> None:
     sized_host("seen", 8, 16384, region, agent_seen_at=timezone.now(), virt_type="qemu")
     sized_host("unseen", 8, 16384, region)
+    Hypervisor.objects.filter(name__in=["seen", "unseen"]).update(uri="qemu+ssh://h/system")
+    sized_host("zz-test", 8, 16384, region)  # libvirt's test driver: no virtualisation
     client = APIClient()
     client.force_login(staff)
 
     page = client.get("/staff/hypervisors/").content.decode()
 
     seen = page[page.index('id="hypervisor-seen"') : page.index('id="hypervisor-unseen"')]
-    unseen = page[page.index('id="hypervisor-unseen"') :]
+    unseen = page[page.index('id="hypervisor-unseen"') : page.index('id="hypervisor-zz-test"')]
+    assert "libvirt test driver" in page[page.index('id="hypervisor-zz-test"') :]
     assert "<code>qemu</code>, CPU <code>none</code>" in seen and "ago)" in seen
     assert "<code>kvm</code>, CPU <code>host-model</code>" in unseen
     assert "not detected yet" in unseen and "never seen" in unseen
