@@ -21,7 +21,7 @@ run: $(VENV)/.installed
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v 0
 	$(PY) manage.py seed_demo
-	exec $(PY) manage.py serve
+	exec $(PY) manage.py serve --exit-with-parent
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -1,6 +1,8 @@
 """Run the web server and a Celery worker (with beat) together, as `make run` does.
 
-Stops every child on Ctrl-C, SIGTERM, or when the parent (make) goes away.
+Stops every child on Ctrl-C or SIGTERM, and with --exit-with-parent (as `make run` starts
+it) also when its parent goes away; without that flag it may be started from a script
+that then exits.
 """
 
 import os
@@ -43,6 +45,11 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--concurrency", type=int, default=8, help="worker threads")
         parser.add_argument(
+            "--exit-with-parent",
+            action="store_true",
+            help="stop when the process that started this one exits (make run)",
+        )
+        parser.add_argument(
             "--web-workers", type=int, default=int(os.environ.get("WEB_WORKERS", "1"))
         )
 
@@ -64,7 +71,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Portal: http://{options['host']}:{options['port']}/  (Ctrl-C stops)")
         try:
             while not stopping and all(c.poll() is None for c in children):
-                if os.getppid() != parent:  # make was killed: do not outlive it
+                if options["exit_with_parent"] and os.getppid() != parent:  # make was killed
                     break
                 time.sleep(0.3)
         finally:
