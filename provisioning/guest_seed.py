@@ -36,6 +36,12 @@ def seed_url(node: Node) -> str:
     return f"{settings.PORTAL_URL}/guest/{node_token(node)}/"
 
 
+def redacted(text: str, node: Node) -> str:
+    """`text` (e.g. a serial console shown to the customer) without the node's token: it
+    opens the seed, which holds the join token and the cluster's CA keys."""
+    return text.replace(node_token(node), "<node token>")
+
+
 def smbios_serial(node: Node) -> str:
     """cloud-init's NoCloud-net datasource reads its seed URL from the SMBIOS serial."""
     return f"ds=nocloud-net;s={seed_url(node)}"

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from portal import audit
 from portal.actor import Actor
+from portal.errors import Invalid
 from provisioning.drivers import get_driver
 from provisioning.drivers.base import DriverError, HypervisorDriver
 from provisioning.models import BaseImage, Hypervisor, ImageReplica, K3sVersion, Region
@@ -39,6 +40,14 @@ def publish(
 ) -> list[Outcome]:
     actor.require_staff()
     digest, size = sha256_of(path), path.stat().st_size
+    current = BaseImage.objects.filter(version=version, region=region).first()
+    if current and current.volume_name == volume and current.sha256 not in ("", digest):
+        # Every node's disk is a copy-on-write overlay of this volume: new bytes under the
+        # same name would corrupt them all at their next boot.
+        raise Invalid(
+            {"volume": f"{volume} holds another image that nodes' disks are built on; "
+             "publish this one under a new --volume."}
+        )  # fmt: skip
     with transaction.atomic():
         image, _ = BaseImage.objects.update_or_create(
             version=version,

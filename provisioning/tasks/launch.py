@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from provisioning import enqueue, failures, guest_sim, pipeline, steps
+from provisioning import enqueue, failures, guest_seed, guest_sim, pipeline, steps
 from provisioning.drivers.base import DriverError, PermanentDriverError, TransientDriverError
 from provisioning.models import Cluster, Node
 from provisioning.states import NODE_LAUNCHING, ClusterStatus, NodeStatus, transition
@@ -190,7 +190,10 @@ def report_silent_guest(node_id: int) -> None:
     if node is None or not silent_guests().filter(pk=node_id).exists():
         return  # it phoned home, failed or went meanwhile
     try:
-        tail = pipeline.driver_for(node).console_tail(node.domain_name, settings.CONSOLE_TAIL_LINES)
+        tail = guest_seed.redacted(
+            pipeline.driver_for(node).console_tail(node.domain_name, settings.CONSOLE_TAIL_LINES),
+            node,
+        )
     except DriverError as error:
         tail = f"no console log: {error.message}"
     first = FIRST_GUEST_STEP

@@ -16,6 +16,8 @@ from django.core.cache import cache
 from django.core.management import CommandError, call_command
 from django.test import Client
 
+from portal.actor import Actor
+from portal.errors import Invalid
 from provisioning import failures, guest_seed, inventory, placement
 from provisioning.drivers.xml import test_node_xml
 from provisioning.images import build, publish
@@ -290,3 +292,20 @@ def test_the_agent_without_a_bundle_gets_through_fetch_deps_and_names_the_code(
     assert posted[-1]["code"] == "k3s_bundle_missing"
     assert posted[-1]["message"].startswith("k3s_bundle_missing: ")
     assert not (tmp_path / "var").exists()
+
+
+def test_new_contents_under_a_published_volume_name_are_refused(
+    tmp_path: Path, make_host: MakeHost, region: Region, version: K3sVersion
+) -> None:
+    """Nodes' disks are overlays of the base volume: replacing its bytes would break them."""
+    host_with(make_host, tmp_path, "hv-a", VOLUME)
+    image = tmp_path / "base.qcow2"
+    image.write_bytes(b"first image" * 100)
+    publish.publish(Actor.system(), image, region, version, VOLUME, has_k3s=False)
+    first = BaseImage.objects.get(region=region, version=version).sha256
+    image.write_bytes(b"second image" * 100)
+    with pytest.raises(Invalid, match="under a new --volume"):
+        publish.publish(Actor.system(), image, region, version, VOLUME, has_k3s=False)
+    assert BaseImage.objects.get(region=region, version=version).sha256 == first
+    publish.publish(Actor.system(), image, region, version, "base-2.qcow2", has_k3s=False)
+    assert BaseImage.objects.get(region=region, version=version).volume_name == "base-2.qcow2"

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from networking.models import Port
 from provisioning import guest_seed
+from provisioning.drivers.libvirt import LibvirtDriver
 from provisioning.models import Cluster, Hypervisor, Node, NodeStep
 from provisioning.tasks import launch
 
@@ -97,3 +98,19 @@ def test_the_worker_task_does_nothing_once_the_guest_spoke(started: Cluster, set
     launch.report_silent_guest.apply(args=(server.pk,))  # queued before the guest spoke
     assert Node.objects.get(pk=server.pk).status == "provisioning"
     assert Node.objects.get(pk=server.pk).console_tail == ""
+
+
+def test_the_console_tail_never_shows_the_node_token(
+    started: Cluster, settings, monkeypatch
+) -> None:
+    """The token opens the seed (join token, CA keys); a console that printed the seed URL
+    must not hand it to whoever can read the node's error."""
+    server = Node.objects.get(is_server=True)
+    leaked = f"fetching {guest_seed.seed_url(server)}user-data\nlogin:"
+    monkeypatch.setattr(LibvirtDriver, "console_tail", lambda self, name, lines: leaked)
+    vm_started_ago(settings.GUEST_BOOT_DEADLINE_SECONDS + 1)
+    launch.reap_stalled.apply()
+    server.refresh_from_db()
+    assert server.error_code == "guest_unreachable"
+    assert guest_seed.node_token(server) not in server.console_tail
+    assert "/guest/<node token>/user-data" in server.console_tail

@@ -17,6 +17,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from portal.actor import Actor, Via
+from portal.errors import Invalid
 from provisioning.images import build, publish
 from provisioning.models import BaseImage, K3sVersion, Region
 
@@ -62,9 +63,12 @@ class Command(BaseCommand):
         volume = options["volume"] or (
             current.volume_name if current else f"base-{version.version.replace('+', '-')}.qcow2"
         )
-        outcomes = publish.publish(
-            Actor.system(Via.COMMAND), image, region, version, volume, has_k3s
-        )
+        try:
+            outcomes = publish.publish(
+                Actor.system(Via.COMMAND), image, region, version, volume, has_k3s
+            )
+        except Invalid as error:
+            raise CommandError(error.message) from error
         for outcome in outcomes:
             self.stdout.write(f"{outcome.host}: {outcome.state} ({outcome.detail})")
         if not outcomes:
