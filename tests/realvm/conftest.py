@@ -135,6 +135,7 @@ def real_portal(base_image: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         STEP_TIMEOUT_SECONDS="900",
         GUEST_BOOT_DEADLINE_SECONDS="600",
     )
+    portal_process.manage(env, "init_secrets")
     portal_process.manage(env, "migrate", "--noinput")
     portal_process.manage(env, "seed_demo")
     portal_process.manage(

@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from provisioning import queues
@@ -52,6 +53,9 @@ class Command(BaseCommand):
         if not settings.HOST_QUEUES:
             self.stderr.write("HOST_QUEUES is off: every task stays on the default queue.")
         uri = options["uri"] or stored
+        # As serve does: in embedded mode the keys live in DATA_DIR, and the worker exec'd
+        # below must find them there even when it starts before serve has written them.
+        call_command("init_secrets", stdout=self.stdout)
         self.stdout.write(f"Host agent of {name}: queue {queues.for_host(name)}, libvirt {uri}")
         self.stdout.flush()
         os.execv(sys.executable, command)  # noqa: S606  (the agent is that worker)
