@@ -314,6 +314,11 @@ NETWORK_VNI_MAX = env.int("NETWORK_VNI_MAX", 16777215)
 # guest's last renewal expires at most that long after the guest went away.
 DHCP_LEASE_SECONDS = max(120, env.int("DHCP_LEASE_SECONDS", 300))
 ADDRESS_QUARANTINE_SECONDS = env.int("ADDRESS_QUARANTINE_SECONDS", DHCP_LEASE_SECONDS)
+# Where a real host's agent keeps its tenant networks' files (dnsmasq, metadata proxy).
+HOSTNET_RUN_DIR = env.path("HOSTNET_RUN_DIR", DATA_DIR / "hostnet")
+# What guests are told to fetch their seed from and report to: the metadata proxy of their
+# network's namespace, which forwards to PORTAL_URL.
+METADATA_URL = env.str("METADATA_URL", "http://169.254.169.254").rstrip("/")
 # Lines of a silent guest's serial console kept on the node (guest_unreachable).
 CONSOLE_TAIL_LINES = env.int("CONSOLE_TAIL_LINES", 40)
 

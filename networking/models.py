@@ -44,6 +44,9 @@ class Network(models.Model):
     gateway = models.GenericIPAddressField(protocol="IPv4")
     segment_id = models.PositiveIntegerField(help_text="VXLAN network identifier (VNI)")
     is_default = models.BooleanField(default=False)
+    # Outbound NAT through the hosts (off: the network reaches nothing outside itself but
+    # its metadata service).
+    egress = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     # Deleted clusters keep pointing at their network (a protected key), so a network they
     # used is retired instead of deleted: renamed and its segment parked outside the VNI space.

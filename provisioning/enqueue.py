@@ -22,6 +22,7 @@ RELEASE_NODE = "provisioning.release_node"
 DELETE_NODE = "provisioning.delete_node"
 SIMULATE_GUEST = "provisioning.simulate_guest"
 SYNC_HYPERVISOR = "provisioning.sync_hypervisor"
+SYNC_HOST_NETWORK = "provisioning.sync_host_network"
 
 
 def send(name: str, *args: Any, **options: Any) -> None:
@@ -62,3 +63,7 @@ def simulate_guest(node_id: int, index: int = 0, countdown: float = 0.0) -> None
 
 def sync_hypervisor(hypervisor_id: int) -> None:
     on_commit(SYNC_HYPERVISOR, hypervisor_id)
+
+
+def sync_host_network(hypervisor_id: int, network_id: int) -> None:
+    on_commit(SYNC_HOST_NETWORK, hypervisor_id, network_id)

@@ -33,7 +33,8 @@ def token_digest(token: str) -> str:
 
 
 def seed_url(node: Node) -> str:
-    return f"{settings.PORTAL_URL}/guest/{node_token(node)}/"
+    """At the metadata address: the proxy in the node's network forwards to the portal."""
+    return f"{settings.METADATA_URL}/guest/{node_token(node)}/"
 
 
 def redacted(text: str, node: Node) -> str:
@@ -51,7 +52,9 @@ def node_for_token(token: str) -> Node | None:
     if not token:
         return None
     return (
-        Node.objects.select_related("cluster", "pool__size", "cluster__k3s_version")
+        Node.objects.select_related(
+            "cluster__network", "pool__size", "cluster__k3s_version", "port"
+        )
         .filter(token_digest=token_digest(token))
         .exclude(token_digest="")
         .first()
@@ -101,7 +104,7 @@ def user_data(node: Node) -> str:
     """#cloud-config: the agent, its settings, and on the server the CAs and RBAC."""
     cluster = node.cluster
     server = cluster.nodes.filter(is_server=True).first()
-    phone_home = settings.PORTAL_URL + PHONE_HOME_PATH
+    phone_home = settings.METADATA_URL + PHONE_HOME_PATH
     token = node_token(node)
     env = {
         "PHONE_HOME_URL": phone_home,

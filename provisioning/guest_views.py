@@ -1,6 +1,13 @@
-"""What a guest calls, authenticated by its node token alone: the NoCloud-net seed that
-cloud-init fetches (/guest/<node token>/<document>) and the phone-home API."""
+"""What a guest calls, authenticated by its node token: the NoCloud-net seed that
+cloud-init fetches (/guest/<node token>/<document>) and the phone-home API.
 
+On a real host guests come through their network's metadata proxy, which signs which
+network and address asked: then the token must be that address's node's, so one node can
+never read another's seed (its join token and CA keys), even holding its token.
+"""
+
+import hmac
+import uuid
 from collections.abc import Callable
 
 from django.http import Http404, HttpRequest, HttpResponse
@@ -11,7 +18,14 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-from provisioning import guest_seed, phone_home
+from provisioning import addresses, guest_seed, phone_home
+from provisioning.drivers import metadata_key
+from provisioning.drivers.hostnet.metadata_proxy import (
+    ADDRESS_HEADER,
+    NETWORK_HEADER,
+    SIGNATURE_HEADER,
+    signature,
+)
 from provisioning.models import Node
 from provisioning.serializers import PhoneHomeInput
 
@@ -23,10 +37,28 @@ DOCUMENTS: dict[str, Callable[[Node], str]] = {
 }
 
 
+def asking_node(request: HttpRequest | Request, token: str) -> Node | None:
+    """The token's node, when whoever asks may act as it: anyone holding the token, except
+    through a metadata proxy, where only the node at the signed address may."""
+    node = guest_seed.node_for_token(token)
+    network = request.headers.get(NETWORK_HEADER)
+    if node is None or network is None:
+        return node
+    address = request.headers.get(ADDRESS_HEADER, "")
+    expected = signature(metadata_key(), network, address, request.get_full_path())
+    if not hmac.compare_digest(expected, request.headers.get(SIGNATURE_HEADER, "")):
+        return None
+    try:
+        same_network = uuid.UUID(network) == node.cluster.network.uuid
+    except ValueError:
+        return None
+    return node if same_network and addresses.address_of(node) == address else None
+
+
 @require_GET
 def seed_document(request: HttpRequest, token: str, document: str) -> HttpResponse:
     render = DOCUMENTS.get(document)
-    node = guest_seed.node_for_token(token) if render else None
+    node = asking_node(request, token) if render else None
     if node is None or render is None:
         raise Http404("No such seed.")
     return HttpResponse(render(node), content_type="text/plain; charset=utf-8")
@@ -56,7 +88,7 @@ class PhoneHomeView(APIView):
         payload = PhoneHomeInput(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
-        node = guest_seed.node_for_token(data["token"])
+        node = asking_node(request, data["token"])
         if node is None:
             raise Http404("Unknown or revoked node token.")
         phone_home.report(node, data["step"], data["state"], data["message"], data["code"])

@@ -20,7 +20,7 @@ from networking import ipam, rules
 from networking.models import Firewall, FirewallRollout, HostNetworkLock, Network
 from observability import events
 from observability.models import EventState
-from provisioning import addresses
+from provisioning import addresses, enqueue
 from provisioning.drivers import get_driver
 from provisioning.drivers.base import (
     DhcpHost,
@@ -51,8 +51,17 @@ def live_nodes() -> QuerySet[Node]:
     return Node.objects.exclude(status__in=NODE_GONE)
 
 
-def network_spec(network: Network, nodes: QuerySet[Node]) -> NetworkSpec:
-    """The libvirt network with one static lease per node given that holds an address."""
+def peer_hosts(network: Network, hypervisor: Hypervisor) -> QuerySet[Hypervisor]:
+    """The other hosts with live nodes of `network`: its VXLAN segment reaches them."""
+    on_network = live_nodes().filter(cluster__network=network)
+    return Hypervisor.objects.filter(nodes__in=on_network).exclude(pk=hypervisor.pk).distinct()
+
+
+def network_spec(
+    network: Network, nodes: QuerySet[Node], hypervisor: Hypervisor | None = None
+) -> NetworkSpec:
+    """The network on `hypervisor`, with one static lease per node given that holds an
+    address, and the segment's peers."""
     hosts = [
         DhcpHost(
             mac=n.port.mac,
@@ -70,6 +79,16 @@ def network_spec(network: Network, nodes: QuerySet[Node]) -> NetworkSpec:
         gateway=network.gateway,
         prefix=int(network.cidr.split("/")[1]),
         dhcp_hosts=tuple(sorted(hosts, key=lambda h: tuple(map(int, h.ip.split("."))))),
+        uuid=str(network.uuid),
+        underlay=hypervisor.underlay_address if hypervisor else None,
+        peers=tuple(
+            sorted(
+                h.underlay_address for h in peer_hosts(network, hypervisor) if h.underlay_address
+            )
+            if hypervisor
+            else ()
+        ),
+        egress=network.egress,
     )
 
 
@@ -125,12 +144,15 @@ def attach(node: Node, driver: HypervisorDriver) -> NicSpec:
     network = node.cluster.network
     with locked(network, hypervisor):
         on_host = live_nodes().filter(cluster__network=network, hypervisor=hypervisor)
-        driver.ensure_network(network_spec(network, on_host))
+        if not on_host.exclude(pk=node.pk).exists():
+            _tell_peers(network, hypervisor)  # a new host in the segment
+        driver.ensure_network(network_spec(network, on_host, hypervisor))
         # Fresh from the database: a rule change since the task loaded the node must not regress.
         firewall = Firewall.objects.select_related("network").get(pk=node.cluster.firewall_id)
         enforced = _apply_firewall(firewall, hypervisor, driver)
     return NicSpec(
         network=network.libvirt_name,
+        bridge=network.bridge,
         mac=mac,
         ip=address,
         nwfilter=firewall.nwfilter_name if enforced else None,
@@ -153,13 +175,14 @@ def detach(node: Node, driver: HypervisorDriver) -> bool:
         others = live_nodes().filter(hypervisor=hypervisor).exclude(pk=node.pk)
         same_network = others.filter(cluster__network=network)
         if same_network.exists():
-            driver.ensure_network(network_spec(network, same_network))
+            driver.ensure_network(network_spec(network, same_network, hypervisor))
             # dnsmasq keeps a dead guest's lease until it expires; only the host can tell.
             lease_gone = driver.capabilities.dhcp_leases and (
                 mac not in driver.dhcp_leases(network.libvirt_name)
             )
         else:
             driver.delete_network(network.libvirt_name)  # its leases go with it
+            _tell_peers(network, hypervisor)  # this host left the segment
             lease_gone = True
         firewall = node.cluster.firewall
         if not others.filter(cluster__firewall=firewall).exists():
@@ -169,6 +192,22 @@ def detach(node: Node, driver: HypervisorDriver) -> bool:
         if lease_gone and mac is not None:
             ipam.lease_gone(network, [mac])  # a quarantine left from an earlier release
     return lease_gone
+
+
+def _tell_peers(network: Network, hypervisor: Hypervisor) -> None:
+    """The segment's hosts changed: each other host updates its flood list (its agent)."""
+    for peer in peer_hosts(network, hypervisor).values_list("pk", flat=True):
+        enqueue.sync_host_network(peer, network.pk)
+
+
+def sync(network: Network, hypervisor: Hypervisor) -> None:
+    """Bring `network` on `hypervisor` to what its live nodes there need (the segment's
+    peers included); nothing when none is left there (detach removed it)."""
+    driver = get_driver(hypervisor.uri)
+    with locked(network, hypervisor):
+        on_host = live_nodes().filter(cluster__network=network, hypervisor=hypervisor)
+        if on_host.exists():
+            driver.ensure_network(network_spec(network, on_host, hypervisor))
 
 
 def roll_out(firewall: Firewall) -> None:

@@ -24,6 +24,7 @@ BY_HOST = {
     "provisioning.sync_hypervisor",
     "provisioning.reconcile_hypervisor",
     "provisioning.agent_ping",
+    "provisioning.sync_host_network",  # (hypervisor id, network id)
 }
 
 

@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 import functools
+from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.utils.crypto import salted_hmac
 
 from provisioning.drivers.base import HypervisorDriver
+from provisioning.drivers.hostnet.site import Site
+
+
+def metadata_key() -> str:
+    """What metadata proxies sign with; the portal checks with the same (guest_views)."""
+    return salted_hmac("provisioning.metadata-proxy", "signing key").hexdigest()
+
+
+def local_site() -> Site:
+    """This machine as a host of tenant networks (what its host agent builds)."""
+    return Site(
+        run_dir=settings.HOSTNET_RUN_DIR,
+        portal_url=settings.PORTAL_URL,
+        metadata_key=metadata_key(),
+    )
 
 
 @functools.cache
@@ -15,4 +32,5 @@ def get_driver(uri: str) -> HypervisorDriver:
     from provisioning.drivers.libvirt import LibvirtDriver
 
     # A host agent opens its host's stored URI as its local one (host_agent --uri).
-    return LibvirtDriver(settings.LIBVIRT_URI_ALIASES.get(uri, uri))
+    local = settings.LIBVIRT_URI_ALIASES.get(uri, uri)
+    return LibvirtDriver(local, None if urlsplit(local).hostname else local_site())

@@ -59,9 +59,11 @@ class VolumeSpec:
 @dataclass(frozen=True)
 class NicSpec:
     network: str
+    bridge: str
     mac: str
     ip: str
     nwfilter: str | None
+    mtu: int = 1450
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,14 @@ class NetworkSpec:
     prefix: int
     dhcp_hosts: tuple[DhcpHost, ...]
     mtu: int = 1450
+    # The portal's id of the network: the metadata proxy names it in what it forwards.
+    uuid: str = ""
+    # This host's VXLAN source address (None: the segment stays on this host), and the
+    # underlay addresses of the other hosts with nodes of this network.
+    underlay: str | None = None
+    peers: tuple[str, ...] = ()
+    # NAT to the outside through the host (off unless the tenant turned it on).
+    egress: bool = False
 
 
 @dataclass(frozen=True)

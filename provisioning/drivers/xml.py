@@ -84,7 +84,7 @@ def domain_xml(spec: DomainSpec, test_driver: bool = False, uuid: str | None = N
     _sub(disk, "source", pool=spec.disk_pool, volume=spec.disk_volume)
     _sub(disk, "target", dev="vda", bus="virtio")
     for nic in spec.nics:
-        _nic(devices, nic)
+        _nic(devices, nic, bridged=not test_driver)
     serial = _sub(devices, "serial", type="pty")
     if not test_driver:  # the test driver runs no guest: there is nothing to log
         # virtlogd keeps the console's output, read back when a guest stays silent.
@@ -129,11 +129,18 @@ def console_log_of(xml: str) -> str | None:
     return log.get("file") if log is not None else None
 
 
-def _nic(devices: ET.Element, nic: NicSpec) -> None:
-    iface = _sub(devices, "interface", type="network")
+def _nic(devices: ET.Element, nic: NicSpec, bridged: bool) -> None:
+    """On a real host the NIC joins the tenant bridge the host agent built
+    (`drivers.hostnet`); the test driver has only libvirt networks."""
+    iface = _sub(devices, "interface", type="bridge" if bridged else "network")
     _sub(iface, "mac", address=nic.mac)
-    _sub(iface, "source", network=nic.network)
+    if bridged:
+        _sub(iface, "source", bridge=nic.bridge)
+    else:
+        _sub(iface, "source", network=nic.network)
     _sub(iface, "model", type="virtio")
+    if bridged:  # the guest's virtio NIC learns the overlay's MTU from the host
+        _sub(iface, "mtu", size=str(nic.mtu))
     if nic.nwfilter is not None:
         ref = _sub(iface, "filterref", filter=nic.nwfilter)
         _sub(ref, "parameter", name="IP", value=nic.ip)
@@ -184,12 +191,13 @@ def dir_pool_xml(name: str, path: str) -> str:
 
 
 def network_xml(spec: NetworkSpec, uuid: str | None = None) -> str:
-    """An isolated tenant network: no <forward>, static DHCP only (the portal's IPAM decides)."""
+    """A tenant network as libvirt's test driver keeps it: no <forward>, static DHCP only
+    (the portal's IPAM decides). Real hosts build theirs from Linux parts (`hostnet`)."""
     root = ET.Element("network")
     _sub(root, "name", spec.name)
     if uuid is not None:
         _sub(root, "uuid", uuid)
-    # The VXLAN VNI is attached to the bridge by ops; recording it here makes hosts auditable.
+    # Recording the VNI here makes hosts auditable.
     _sub(_sub(root, "metadata"), f"{{{PORTAL_NS}}}segment", vni=str(spec.segment_id))
     _sub(root, "bridge", name=spec.bridge, stp="on", delay="0")
     _sub(root, "mtu", size=str(spec.mtu))

@@ -6,10 +6,11 @@ cannot import provisioning.
 
 from celery import shared_task
 
-from networking.models import Firewall
+from networking.models import Firewall, Network
 from networking.services import ROLLOUT_TASK
-from provisioning import host_network
+from provisioning import enqueue, host_network
 from provisioning.drivers.base import TransientDriverError
+from provisioning.models import Hypervisor
 
 
 @shared_task(
@@ -23,3 +24,18 @@ def rollout_firewall(firewall_id: int) -> None:
     firewall = Firewall.objects.select_related("network").filter(pk=firewall_id).first()
     if firewall is not None:  # deleted meanwhile: nothing left to roll out
         host_network.roll_out(firewall)
+
+
+@shared_task(
+    name=enqueue.SYNC_HOST_NETWORK,
+    acks_late=True,
+    autoretry_for=(TransientDriverError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def sync_host_network(hypervisor_id: int, network_id: int) -> None:
+    """Run by the host's agent: the network's segment there follows its peers."""
+    hypervisor = Hypervisor.objects.filter(pk=hypervisor_id).first()
+    network = Network.objects.filter(pk=network_id).first()
+    if hypervisor is not None and network is not None:
+        host_network.sync(network, hypervisor)

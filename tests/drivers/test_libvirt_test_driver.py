@@ -44,7 +44,9 @@ def domain_spec(name: str) -> DomainSpec:
         memory_mib=2048,
         disk_pool="default",
         disk_volume=CLONE.name,
-        nics=(NicSpec(NETWORK.name, "52:54:00:00:07:0a", "10.7.0.10", nwfilter=None),),
+        nics=(
+            NicSpec(NETWORK.name, NETWORK.bridge, "52:54:00:00:07:0a", "10.7.0.10", nwfilter=None),
+        ),
         smbios_serial="ds=nocloud-net;s=http://portal.test/guest/tok/",
     )
 
@@ -203,7 +205,7 @@ def test_errors_are_mapped(driver: LibvirtDriver) -> None:
         driver.start_domain("k3s-missing")
     assert exc.value.code == "no_such_domain"
 
-    bad_mac = replace(domain_spec("k3s-bad"), nics=(NicSpec("n", "zz", "1", None),))
+    bad_mac = replace(domain_spec("k3s-bad"), nics=(NicSpec("n", "br", "zz", "1", None),))
     with pytest.raises(PermanentDriverError) as exc:
         driver.ensure_domain(bad_mac)
     assert exc.value.code == "invalid_config"

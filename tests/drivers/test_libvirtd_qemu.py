@@ -62,7 +62,7 @@ DOMAIN = DomainSpec(
     memory_mib=96,
     disk_pool=CLONE.pool,
     disk_volume=CLONE.name,
-    nics=(NicSpec(NETWORK.name, MAC, f"{SUBNET}.10", nwfilter=NWFILTER.name),),
+    nics=(NicSpec(NETWORK.name, NETWORK.bridge, MAC, f"{SUBNET}.10", nwfilter=NWFILTER.name),),
     smbios_serial="ds=nocloud-net;s=http://portal.test/guest/tok/",
     virtualisation=Virtualisation(virt_type="qemu", cpu_mode="none"),
 )

@@ -32,7 +32,15 @@ DOMAIN = DomainSpec(
     memory_mib=4096,
     disk_pool="default",
     disk_volume="k3s-1a2b3c4d-0.qcow2",
-    nics=(NicSpec(network="tn-acme", mac="52:54:00:aa:bb:01", ip="10.20.0.11", nwfilter="fw-1"),),
+    nics=(
+        NicSpec(
+            network="tn-acme",
+            bridge="tnbr9",
+            mac="52:54:00:aa:bb:01",
+            ip="10.20.0.11",
+            nwfilter="fw-1",
+        ),
+    ),
     smbios_serial="ds=nocloud-net;s=https://portal.example/guest/tok<&>/",
 )
 CLONE = VolumeSpec(pool="default", name="k3s-1a2b3c4d-0.qcow2", capacity_gib=20, backing_volume="b")
@@ -92,8 +100,11 @@ def test_domain_xml_golden() -> None:
     assert find(disk, "source").attrib == {"pool": "default", "volume": DOMAIN.disk_volume}
     assert find(disk, "driver").get("type") == "qcow2"
     assert find(disk, "target").attrib == {"dev": "vda", "bus": "virtio"}
-    iface = root.find("devices/interface[@type='network']")
+    # On a real host the NIC joins the tenant bridge the host agent built, at its MTU.
+    iface = root.find("devices/interface[@type='bridge']")
     assert iface is not None
+    assert find(iface, "source").attrib == {"bridge": "tnbr9"}
+    assert find(iface, "mtu").get("size") == "1450"
     assert find(iface, "mac").get("address") == "52:54:00:aa:bb:01"
     assert find(iface, "model").get("type") == "virtio"
     assert find(iface, "filterref").get("filter") == "fw-1"
@@ -140,7 +151,7 @@ def test_domain_xml_variants() -> None:
     assert root.findtext("uuid") == "0b1e6d3e-0000-4000-8000-000000000001"
     test_driver = ET.fromstring(lvxml.domain_xml(DOMAIN, test_driver=True))
     assert test_driver.get("type") == "test" and test_driver.find("cpu") is None
-    no_filter = replace(DOMAIN, nics=(NicSpec("n", "52:54:00:00:00:01", "10.0.0.2", None),))
+    no_filter = replace(DOMAIN, nics=(NicSpec("n", "br", "52:54:00:00:00:01", "10.0.0.2", None),))
     assert ET.fromstring(lvxml.domain_xml(no_filter)).find(".//filterref") is None
 
 

@@ -12,9 +12,15 @@ from django.utils import timezone
 from networking.models import Port
 from observability.models import Event
 from portal.actor import Actor
-from provisioning import guest_seed, services
-from provisioning.drivers import get_driver
+from provisioning import addresses, guest_seed, services
+from provisioning.drivers import get_driver, metadata_key
 from provisioning.drivers.base import HypervisorDriver
+from provisioning.drivers.hostnet.metadata_proxy import (
+    ADDRESS_HEADER,
+    NETWORK_HEADER,
+    SIGNATURE_HEADER,
+    signature,
+)
 from provisioning.models import Hypervisor, Node, NodeStep
 from provisioning.states import NodeStatus
 from provisioning.tasks import launch
@@ -97,12 +103,51 @@ def test_smbios_serial_points_cloud_init_at_the_seed(booted: list[Node]) -> None
     node = booted[0]
     assert (
         guest_seed.smbios_serial(node)
-        == f"ds=nocloud-net;s=http://127.0.0.1:8000/guest/{guest_seed.node_token(node)}/"
-    )
+        == f"ds=nocloud-net;s=http://169.254.169.254/guest/{guest_seed.node_token(node)}/"
+    )  # the metadata proxy of the node's network: no guest needs a route to the portal
     assert node.token_digest == guest_seed.token_digest(guest_seed.node_token(node))
     assert guest_seed.node_token(node) not in str(
         list(Node.objects.values())
     )  # only its digest is stored
+
+
+def proxied(node: Node, path: str, address: str = "", key: str = "") -> dict[str, str]:
+    """The headers the metadata proxy of `node`'s network adds for a guest at `address`
+    (the node's own by default) asking for `path`."""
+    network = str(node.cluster.network.uuid)
+    asking = address or addresses.address_of(node) or ""
+    return {
+        NETWORK_HEADER: network,
+        ADDRESS_HEADER: asking,
+        SIGNATURE_HEADER: signature(key or metadata_key(), network, asking, path),
+    }
+
+
+def test_through_the_metadata_proxy_a_seed_opens_only_for_its_own_node(
+    booted: list[Node],
+) -> None:
+    server, agent = booted[0], booted[1]
+    agent_address = addresses.address_of(agent) or ""
+    client = Client()
+    own = f"/guest/{guest_seed.node_token(server)}/user-data"
+    assert client.get(own, headers=proxied(server, own)).status_code == 200
+    # The agent's guest holding the server's token (the one with the CA keys): refused.
+    assert client.get(own, headers=proxied(server, own, agent_address)).status_code == 404
+    # A forged signature, or one made with another key, is refused too.
+    assert client.get(own, headers=proxied(server, own, key="guessed")).status_code == 404
+    bad_network = {NETWORK_HEADER: "not-a-uuid", ADDRESS_HEADER: agent_address}
+    assert client.get(own, headers=bad_network).status_code == 404
+
+    # Reports follow the same rule.
+    payload = {"token": guest_seed.node_token(server), "step": "cloud_init", "state": "started"}
+
+    def post(headers: dict[str, str]) -> int:
+        return client.post(
+            PHONE_HOME, payload, content_type="application/json", headers=headers
+        ).status_code
+
+    assert post(proxied(server, PHONE_HOME, agent_address)) == 404
+    assert post(proxied(server, PHONE_HOME)) == 200
 
 
 def test_steps_must_come_in_order_and_agents_wait_for_the_server(booted: list[Node]) -> None:

@@ -24,6 +24,8 @@ from provisioning.drivers.base import (
     Virtualisation,
     VolumeSpec,
 )
+from provisioning.drivers.hostnet.networks import HostNetworks
+from provisioning.drivers.hostnet.site import Site
 from provisioning.drivers.libvirt.calls import (
     converge,
     domain_state_of,
@@ -32,7 +34,7 @@ from provisioning.drivers.libvirt.calls import (
     open_connection,
     translated,
 )
-from provisioning.drivers.libvirt.networks import reconcile_network
+from provisioning.drivers.libvirt.networks import LibvirtNetworks, TenantNetworks
 
 # Measured on libvirt 9.0: the test driver has no nwfilter API, no volume upload, no leases.
 _TEST_CAPABILITIES = Capabilities(enforces_firewalls=False, dhcp_leases=False, volume_upload=False)
@@ -40,10 +42,19 @@ _FULL_CAPABILITIES = Capabilities(enforces_firewalls=True, dhcp_leases=True, vol
 
 
 class LibvirtDriver:
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, site: Site | None = None) -> None:
+        """`site`: where this host's tenant networks are built (a real, local host); the
+        test driver keeps them as libvirt networks, and a remote URI has none here."""
         self.uri = uri
         self.is_test = uri.split(":", 1)[0].split("+", 1)[0] == "test"
         self.capabilities = _TEST_CAPABILITIES if self.is_test else _FULL_CAPABILITIES
+        self.networks: TenantNetworks | None = (
+            LibvirtNetworks(self._connection)
+            if self.is_test
+            else HostNetworks(site)
+            if site is not None
+            else None
+        )
 
     def __repr__(self) -> str:
         return f"LibvirtDriver({self.uri!r})"
@@ -209,23 +220,21 @@ class LibvirtDriver:
                 | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
             )
 
+    def _tenant_networks(self) -> TenantNetworks:
+        if self.networks is None:
+            host = urlsplit(self.uri).hostname or "this host"
+            raise PermanentDriverError(
+                "unsupported", f"tenant networks on {host} are built by its host agent"
+            )
+        return self.networks
+
     @translated
     def ensure_network(self, spec: NetworkSpec) -> None:
-        conn = self._connection()
-        net = find(conn.networkLookupByName, spec.name, libvirt.VIR_ERR_NO_NETWORK)
-        if net is None:
-            net = conn.networkDefineXML(lvxml.network_xml(spec))
-        else:
-            net = reconcile_network(conn, net, spec)
-        converge(lambda: bool(net.isActive()), net.create)
-        net.setAutostart(1)
+        self._tenant_networks().ensure_network(spec)
 
     @translated
     def delete_network(self, name: str) -> None:
-        with missing_ok(libvirt.VIR_ERR_NO_NETWORK):
-            net = self._connection().networkLookupByName(name)
-            converge(lambda: not net.isActive(), net.destroy)
-            net.undefine()
+        self._tenant_networks().delete_network(name)
 
     @translated
     def ensure_nwfilter(self, spec: NwfilterSpec) -> None:
@@ -255,10 +264,7 @@ class LibvirtDriver:
         """The MACs holding a DHCP lease in `network` here (none when it is not running)."""
         if not self.capabilities.dhcp_leases:
             raise PermanentDriverError("unsupported", f"{self.uri} reports no DHCP leases")
-        net = find(self._connection().networkLookupByName, network, libvirt.VIR_ERR_NO_NETWORK)
-        if net is None or not net.isActive():
-            return ()
-        return tuple(sorted({lease["mac"] for lease in net.DHCPLeases()}))
+        return self._tenant_networks().dhcp_leases(network)
 
     @translated
     def console_tail(self, name: str, lines: int) -> str:

@@ -1,9 +1,12 @@
-"""A running libvirt network brought to its spec in place: DHCP host entries added and
-removed one by one (idempotent), so running guests keep their leases."""
+"""Tenant networks as libvirt networks (the test driver's kind): a running one is brought
+to its spec in place, DHCP host entries added and removed one by one (idempotent), so
+running guests keep their leases."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Protocol
 
 import libvirt
 
@@ -12,7 +15,42 @@ from provisioning.drivers.base import (
     DhcpHost,
     NetworkSpec,
 )
-from provisioning.drivers.libvirt.calls import converge
+from provisioning.drivers.libvirt.calls import converge, find, missing_ok
+
+
+class TenantNetworks(Protocol):
+    def ensure_network(self, spec: NetworkSpec) -> None: ...
+
+    def delete_network(self, name: str) -> None: ...
+
+    def dhcp_leases(self, name: str) -> tuple[str, ...]: ...
+
+
+class LibvirtNetworks:
+    def __init__(self, connection: Callable[[], libvirt.virConnect]) -> None:
+        self._connection = connection
+
+    def ensure_network(self, spec: NetworkSpec) -> None:
+        conn = self._connection()
+        net = find(conn.networkLookupByName, spec.name, libvirt.VIR_ERR_NO_NETWORK)
+        if net is None:
+            net = conn.networkDefineXML(lvxml.network_xml(spec))
+        else:
+            net = reconcile_network(conn, net, spec)
+        converge(lambda: bool(net.isActive()), net.create)
+        net.setAutostart(1)
+
+    def delete_network(self, name: str) -> None:
+        with missing_ok(libvirt.VIR_ERR_NO_NETWORK):
+            net = self._connection().networkLookupByName(name)
+            converge(lambda: not net.isActive(), net.destroy)
+            net.undefine()
+
+    def dhcp_leases(self, name: str) -> tuple[str, ...]:
+        net = find(self._connection().networkLookupByName, name, libvirt.VIR_ERR_NO_NETWORK)
+        if net is None or not net.isActive():
+            return ()
+        return tuple(sorted({lease["mac"] for lease in net.DHCPLeases()}))
 
 
 def reconcile_network(

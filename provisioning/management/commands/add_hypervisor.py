@@ -1,6 +1,7 @@
 """Add a hypervisor by libvirt URI, then sync it at once so its totals are known."""
 
 import argparse
+import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,13 @@ def overcommit(value: str) -> float:
     return ratio
 
 
+def ipv4(value: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError("must be an IPv4 address, e.g. 192.0.2.10") from err
+
+
 class Command(BaseCommand):
     help = "Add hypervisor NAME reached at libvirt URI to a region, then sync it."
 
@@ -37,6 +45,11 @@ class Command(BaseCommand):
         parser.add_argument("--cpu-mode", choices=CpuMode.values, default="")
         parser.add_argument("--cpu-model", default="", help="e.g. qemu64, with --cpu-mode custom")
         parser.add_argument("--machine-type", default="", help='e.g. "q35" or "pc-q35-7.2"')
+        parser.add_argument(
+            "--underlay",
+            type=ipv4,
+            help="this host's address for tenant networks' VXLAN traffic (else they stay local)",
+        )
         parser.add_argument(
             "--credentials-file",
             type=Path,
@@ -67,6 +80,7 @@ class Command(BaseCommand):
             cpu_mode=options["cpu_mode"],
             cpu_model=options["cpu_model"],
             machine_type=options["machine_type"],
+            underlay_address=options["underlay"],
         )
         try:
             virtualisation.check(hypervisor)

@@ -1,0 +1,1 @@
+"""Tenant networks on a real host, from Linux parts: see `networks.HostNetworks`."""

@@ -1,0 +1,169 @@
+"""A tenant network's L2 segment on one host, and the namespace that is its gateway.
+
+On the host: bridge `tnbr<VNI>` (MTU 1450) with `vx<VNI>` enslaved, a VXLAN device from the
+host's underlay address; frames for unknown MACs are replicated to every peer host that has
+nodes of the network (all-zero FDB entries, kept equal to the peer list: no multicast, no
+EVPN). Beside it, the namespace `<prefix>tn-<VNI>`, joined to the bridge by a veth pair
+(`tg<VNI>` on the bridge, `gw` inside): it holds the gateway address and 169.254.169.254,
+so dnsmasq and the metadata proxy of one tenant never see another tenant's addresses, and
+two tenants with one CIDR coexist. With egress on, a second pair (`te<VNI>` / `up`) carries
+the namespace's traffic, masqueraded twice, to the host's own routes.
+
+Every step checks what is there first, so running it again converges.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+
+from provisioning.drivers.base import NetworkSpec
+from provisioning.drivers.hostnet.site import Site, in_ns, run
+
+VXLAN_PORT = "4789"
+METADATA_ADDRESS = "169.254.169.254"
+GATEWAY_PORT = "gw"
+UPLINK_PORT = "up"
+ZERO_MAC = "00:00:00:00:00:00"
+# Each network's egress link gets a /30 of the shared address space (RFC 6598), by VNI.
+TRANSIT = ipaddress.ip_network("100.64.0.0/10")
+
+
+def vxlan_name(vni: int) -> str:
+    return f"vx{vni}"
+
+
+def gateway_link(vni: int) -> str:
+    return f"tg{vni}"
+
+
+def egress_link(vni: int) -> str:
+    return f"te{vni}"
+
+
+def transit(vni: int) -> tuple[str, str]:
+    """(host end, namespace end) of the network's egress link."""
+    base = int(TRANSIT.network_address) + 4 * (vni % (TRANSIT.num_addresses // 4))
+    return str(ipaddress.ip_address(base + 1)), str(ipaddress.ip_address(base + 2))
+
+
+def ensure(site: Site, spec: NetworkSpec) -> None:
+    links = site.links()
+    _ensure_bridge(site, spec, links)
+    _ensure_vxlan(site, spec, links)
+    _ensure_namespace(site, spec, links)
+    if spec.egress:
+        _ensure_egress(site, spec, links)
+    else:
+        remove_egress(site, spec.segment_id, links)
+
+
+def remove(site: Site, name: str, vni: int) -> None:
+    """Everything `ensure` made, whichever parts are still there."""
+    links = site.links()
+    remove_egress(site, vni, links)
+    ns = site.tenant_ns(name)
+    if ns in site.namespaces():
+        run("ip", "netns", "del", ns)  # its veth pairs go with it
+    bridge = f"tnbr{vni}"
+    for link in (vxlan_name(vni), gateway_link(vni), bridge):
+        if link in links:
+            site.ip("link", "del", link)
+
+
+def _ensure_bridge(site: Site, spec: NetworkSpec, links: dict) -> None:
+    if spec.bridge not in links:
+        site.ip("link", "add", spec.bridge, "mtu", str(spec.mtu), "type", "bridge")
+    site.ip("link", "set", spec.bridge, "mtu", str(spec.mtu), "up")
+
+
+def _ensure_vxlan(site: Site, spec: NetworkSpec, links: dict) -> None:
+    name = vxlan_name(spec.segment_id)
+    current = links.get(name, {}).get("linkinfo", {}).get("info_data", {})
+    if name in links and (current.get("id"), current.get("local")) != (
+        spec.segment_id,
+        spec.underlay,
+    ):
+        site.ip("link", "del", name)  # the host's underlay address changed
+        links.pop(name)
+    if spec.underlay is None:
+        return  # a host without an underlay address keeps its segments to itself
+    if name not in links:
+        site.ip(
+            "link", "add", name, "mtu", str(spec.mtu), "type", "vxlan", "id",
+            str(spec.segment_id), "local", spec.underlay, "dstport", VXLAN_PORT,
+        )  # fmt: skip
+    site.ip("link", "set", name, "master", spec.bridge, "up")
+    _sync_flood_list(site, name, set(spec.peers))
+
+
+def _sync_flood_list(site: Site, vxlan: str, peers: set[str]) -> None:
+    entries = json.loads(site.bridge("-j", "fdb", "show", "dev", vxlan) or "[]")
+    current = {e["dst"] for e in entries if e.get("mac") == ZERO_MAC and "dst" in e}
+    for peer in sorted(peers - current):
+        site.bridge("fdb", "append", ZERO_MAC, "dev", vxlan, "dst", peer)
+    for peer in sorted(current - peers):
+        site.bridge("fdb", "del", ZERO_MAC, "dev", vxlan, "dst", peer)
+
+
+def _ensure_namespace(site: Site, spec: NetworkSpec, links: dict) -> None:
+    ns = site.tenant_ns(spec.name)
+    if ns not in site.namespaces():
+        run("ip", "netns", "add", ns)
+    run("ip", "-n", ns, "link", "set", "lo", "up")
+    port = gateway_link(spec.segment_id)
+    if port not in links:
+        site.ip(
+            "link", "add", port, "mtu", str(spec.mtu), "type", "veth",
+            "peer", "name", GATEWAY_PORT, "mtu", str(spec.mtu), "netns", ns,
+        )  # fmt: skip
+    site.ip("link", "set", port, "master", spec.bridge, "up")
+    run("ip", "-n", ns, "addr", "replace", f"{spec.gateway}/{spec.prefix}", "dev", GATEWAY_PORT)
+    run("ip", "-n", ns, "addr", "replace", f"{METADATA_ADDRESS}/32", "dev", GATEWAY_PORT)
+    run("ip", "-n", ns, "link", "set", GATEWAY_PORT, "up")
+
+
+def _ensure_egress(site: Site, spec: NetworkSpec, links: dict) -> None:
+    ns = site.tenant_ns(spec.name)
+    link = egress_link(spec.segment_id)
+    host_end, ns_end = transit(spec.segment_id)
+    if link not in links:
+        site.ip("link", "add", link, "type", "veth", "peer", "name", UPLINK_PORT, "netns", ns)
+    site.ip("addr", "replace", f"{host_end}/30", "dev", link)
+    site.ip("link", "set", link, "up")
+    run("ip", "-n", ns, "addr", "replace", f"{ns_end}/30", "dev", UPLINK_PORT)
+    run("ip", "-n", ns, "link", "set", UPLINK_PORT, "up")
+    run("ip", "-n", ns, "route", "replace", "default", "via", host_end)
+    run(*in_ns(ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"))
+    run(*site.in_host("sysctl", "-qw", "net.ipv4.ip_forward=1"))
+    # The tenant's (overlapping) addresses leave as the namespace's transit address, and
+    # that leaves the host as the host's own address.
+    _ensure_rule(in_ns(ns, "iptables"), "-o", UPLINK_PORT, "-j", "MASQUERADE")
+    _ensure_rule(site.in_host("iptables"), *_host_masquerade(spec.segment_id))
+
+
+def remove_egress(site: Site, vni: int, links: dict) -> None:
+    link = egress_link(vni)
+    if link in links:
+        site.ip("link", "del", link)
+    rule = _host_masquerade(vni)
+    iptables = site.in_host("iptables")
+    if _has_rule(iptables, *rule):
+        run(*iptables, "-t", "nat", "-D", "POSTROUTING", *rule)
+
+
+def _host_masquerade(vni: int) -> tuple[str, ...]:
+    _, ns_end = transit(vni)
+    comment = f"k3s-portal egress vni {vni}"
+    return ("-s", f"{ns_end}/32", "-m", "comment", "--comment", comment, "-j", "MASQUERADE")
+
+
+def _has_rule(iptables: list[str], *rule: str) -> bool:
+    check = [*iptables, "-t", "nat", "-C", "POSTROUTING", *rule]
+    return subprocess.run(check, capture_output=True, timeout=30).returncode == 0
+
+
+def _ensure_rule(iptables: list[str], *rule: str) -> None:
+    if not _has_rule(iptables, *rule):
+        run(*iptables, "-t", "nat", "-A", "POSTROUTING", *rule)
