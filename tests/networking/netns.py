@@ -2,8 +2,9 @@
 
 Everything the lab creates lives inside namespaces with a per-lab random suffix, so nothing
 touches the machine's own interfaces and deleting the namespaces removes it all (veth pairs
-die with either end). Run as `python -m tests.networking.netns DST SIZE TIMEOUT` inside
-a namespace (`ip netns exec`): this machine may have no `ping` binary.
+die with either end). Run as `python -m tests.networking.netns ping DST SIZE TIMEOUT` (or
+`get URL`, `connect HOST PORT [SOURCE]`) inside a namespace (`ip netns exec`): this machine
+may have no `ping`, `curl` or `nc` binary.
 """
 
 import json
@@ -14,6 +15,8 @@ import struct
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -86,19 +89,37 @@ class Lab:
         return ns
 
     @staticmethod
-    def ping(ns: str, dst: str, size: int = 56, timeout: float = 1.0) -> bool:
-        """One ICMP echo from inside `ns`, DF set: True when `dst` answered in time."""
-        command = ["ip", "netns", "exec", ns, sys.executable, "-m", __name__]
-        done = subprocess.run(
-            [*command, dst, str(size), str(timeout)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=timeout + 10,
-        )
+    def _inside(ns: str, timeout: float, *args: str) -> subprocess.CompletedProcess[str]:
+        command = ["ip", "netns", "exec", ns, sys.executable, "-m", __name__, *args]
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
         if done.returncode not in (0, 1):
-            raise RuntimeError(f"ping from {ns}: {done.stderr.strip()}")
+            raise RuntimeError(f"{args[0]} from {ns}: {done.stderr.strip()}")
+        return done
+
+    @classmethod
+    def ping(cls, ns: str, dst: str, size: int = 56, timeout: float = 1.0) -> bool:
+        """One ICMP echo from inside `ns`, DF set: True when `dst` answered in time."""
+        done = cls._inside(ns, timeout + 10, "ping", dst, str(size), str(timeout))
         return done.returncode == 0
+
+    @classmethod
+    def get(cls, ns: str, url: str) -> tuple[int, str]:
+        """An HTTP GET from inside `ns`: (status, body); status 0 when nothing answered."""
+        status, _, body = cls._inside(ns, 30, "get", url).stdout.partition("\n")
+        return int(status), body
+
+    @classmethod
+    def connects(cls, ns: str, host: str, port: int, source: str = "") -> bool:
+        """Whether a TCP connection from inside `ns` (from `source`, if given) is accepted
+        within a second: False when it was refused or nothing answered."""
+        args = ("connect", host, str(port), *([source] if source else []))
+        return cls._inside(ns, 15, *args).returncode == 0
+
+    @staticmethod
+    def dhcp(ns: str, dev: str, script: Path) -> None:
+        """Configure `dev` in `ns` from a DHCP server on its link (busybox udhcpc)."""
+        run("ip", "netns", "exec", ns, "udhcpc", "-i", dev, "-n", "-q", "-f", "-t", "5",
+            "-T", "1", "-O", "mtu", "-s", str(script))  # fmt: skip
 
     @staticmethod
     def neighbour(ns: str, address: str) -> str | None:
@@ -173,6 +194,39 @@ def echo(dst: str, size: int, timeout: float) -> bool:
     return False
 
 
+def http_get(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 (a test's own URL)
+            return f"{answer.status}\n{answer.read().decode()}"
+    except urllib.error.HTTPError as error:
+        return f"{error.code}\n{error.read().decode()}"
+    except OSError as error:
+        return f"0\n{error}"
+
+
+def connect(host: str, port: int, source: str = "") -> bool:
+    try:
+        socket.create_connection((host, port), 1.0, (source, 0) if source else None).close()
+    except OSError:
+        return False
+    return True
+
+
+# What a "VM" namespace runs as its DHCP client's hook: the address, MTU and default route.
+UDHCPC_SCRIPT = """#!/bin/sh
+[ "$1" = bound ] || exit 0
+ip addr add "$ip/$mask" dev "$interface"
+[ -n "$mtu" ] && ip link set "$interface" mtu "$mtu"
+[ -n "$router" ] && ip route add default via "${router%% *}"
+exit 0
+"""
+
+
 if __name__ == "__main__":
-    _, dst, size, timeout = sys.argv
-    sys.exit(0 if echo(dst, int(size), float(timeout)) else 1)
+    match sys.argv[1:]:
+        case ["ping", dst, size, timeout]:
+            sys.exit(0 if echo(dst, int(size), float(timeout)) else 1)
+        case ["get", url]:
+            print(http_get(url))
+        case ["connect", host, port, *source]:
+            sys.exit(0 if connect(host, int(port), *source) else 1)

@@ -1,32 +1,42 @@
-"""Tenant isolation on real Linux bridges and VXLAN, built in network namespaces.
+"""Tenant networks as the host agent builds them, on two "hypervisors" made of network
+namespaces joined by an underlay link (the only thing this test builds itself: the wire).
 
-Two organisations create a network with the same CIDR through the product; each network's
-segment is then built on two "hypervisors" (namespaces joined by a veth underlay) the way a
-host carries it: a bridge `tnbr<VNI>` (MTU 1450) with a VXLAN device of that VNI enslaved,
-and each node's "VM" (a namespace) on a veth port with the MAC and address of its static
-DHCP entry (`provisioning.host_network.network_spec`). Bridges and VXLAN devices are created only
-when missing, as a host re-uses what is there, so two networks given one VNI would share a
-bridge and these tests would see it.
+Each host's part of a network comes from the product: `host_network.network_spec` (the
+static leases, the host's underlay address, the segment's peers) applied by
+`drivers.hostnet.HostNetworks` (bridge, VXLAN device with its flood list, the tenant
+namespace with dnsmasq and the metadata proxy). Each node's "VM" is a namespace plugged into
+the bridge by a veth pair, as libvirt plugs a tap, that takes its address by DHCP.
 
-The hosts' bridges carry no address here: isolation is about the tenants' L2 segments.
-Skipped unless root may create network namespaces (CI runs as root).
+Two organisations chose the same CIDR; the proofs: a tenant reaches its own VM on the other
+host at full MTU, the other tenant sees no frame, metadata answers only the asking node's
+seed, and egress is NAT where it is turned on only. Skipped unless root may create network
+namespaces (CI runs as root).
 """
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from networking import services
 from networking.models import Network
 from portal.models import Organisation
-from provisioning import host_network
+from provisioning import guest_seed, host_network
+from provisioning.drivers import metadata_key
+from provisioning.drivers.hostnet import processes
+from provisioning.drivers.hostnet.networks import HostNetworks
+from provisioning.drivers.hostnet.segment import vxlan_name
+from provisioning.drivers.hostnet.site import Site
 from provisioning.models import Hypervisor, Node, Region
 from tests.networking.conftest import MakeCluster, owner
-from tests.networking.netns import Lab, ip, unavailable
+from tests.networking.netns import UDHCPC_SCRIPT, Lab, ip, run, unavailable
+
+pytestmark = pytest.mark.django_db(transaction=True)
 
 CIDR = "10.0.0.0/24"  # both organisations chose it
-VXLAN_PORT = "4789"
+METADATA = "http://169.254.169.254"
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,14 @@ class Vm:
     ns: str
     mac: str
     ip: str
+    node: Node
+
+
+@dataclass(frozen=True)
+class Host:
+    hypervisor: Hypervisor
+    ns: str
+    networks: HostNetworks
 
 
 @dataclass(frozen=True)
@@ -41,11 +59,17 @@ class Topology:
     lab: Lab
     net_a: Network
     net_b: Network
-    host_ns: dict[str, str]  # hypervisor name -> namespace
-    vms: dict[str, Vm]  # node domain name -> its "VM"
+    hosts: dict[str, Host]  # by hypervisor name
+    vms: dict[str, Vm]  # by node domain name
 
     def vm(self, node: Node) -> Vm:
         return self.vms[node.domain_name]
+
+    def spec(self, network: Network, host: Host) -> host_network.NetworkSpec:
+        on_host = host_network.live_nodes().filter(
+            cluster__network=network, hypervisor=host.hypervisor
+        )
+        return host_network.network_spec(network, on_host, host.hypervisor)
 
 
 @pytest.fixture(scope="module")
@@ -55,49 +79,58 @@ def netns_allowed() -> None:
         pytest.skip(reason)
 
 
-def vxlan_name(vni: int) -> str:
-    return f"vxlan{vni}"
+def plug(lab: Lab, host: Host, bridge: str, node: Node, script: Path) -> Vm:
+    """A "VM" for `node`: a namespace on a port of `bridge`, configured by DHCP."""
+    assert node.port is not None
+    vm = Vm(lab.namespace(f"vm{node.pk}"), node.port.mac, node.port.address, node)
+    port = f"vnet{node.pk}"
+    ip("-n", host.ns, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", vm.ns)
+    # As libvirt plugs a tap: at the bridge's MTU.
+    ip("-n", host.ns, "link", "set", port, "mtu", "1450", "master", bridge, "up")
+    ip("-n", vm.ns, "link", "set", "eth0", "address", vm.mac, "up")
+    Lab.dhcp(vm.ns, "eth0", script)
+    return vm
 
 
-def ensure_link(ns: str, name: str, *spec: str) -> None:
-    if name not in Lab.links(ns):
-        ip("-n", ns, "link", "add", name, *spec)
-
-
-def build(lab: Lab, hypervisors: list[Hypervisor], networks: list[Network]) -> Topology:
-    host_ns = {hv.name: lab.namespace(f"hv{i}") for i, hv in enumerate(hypervisors, 1)}
-    underlay = {hv.name: f"192.0.2.{i}" for i, hv in enumerate(hypervisors, 1)}
-    first, second = (host_ns[hv.name] for hv in hypervisors)
+def build(
+    lab: Lab,
+    hypervisors: list[Hypervisor],
+    networks: list[Network],
+    portal_url: str,
+    run_dir: Path,
+) -> Topology:
+    hosts = {}
+    for index, hv in enumerate(hypervisors, 1):
+        ns = lab.namespace(f"hv{index}")
+        hv.underlay_address = f"192.0.2.{index}"
+        hv.save(update_fields=["underlay_address"])
+        site = Site(run_dir / hv.name, portal_url, metadata_key(), netns=ns, prefix=f"{ns}-")
+        hosts[hv.name] = Host(hv, ns, HostNetworks(site))
+    first, second = (host.ns for host in hosts.values())
     ip("link", "add", "ul0", "netns", first, "type", "veth", "peer", "name", "ul0", "netns", second)
-    for name, ns in host_ns.items():
-        ip("-n", ns, "addr", "add", f"{underlay[name]}/24", "dev", "ul0")
-        ip("-n", ns, "link", "set", "ul0", "up")
-    vms: dict[str, Vm] = {}
-    for hv in hypervisors:
-        ns = host_ns[hv.name]
-        (remote,) = (address for name, address in underlay.items() if name != hv.name)
+    for host in hosts.values():
+        ip("-n", host.ns, "addr", "add", f"{host.hypervisor.underlay_address}/24", "dev", "ul0")
+        ip("-n", host.ns, "link", "set", "ul0", "up")
+    script = run_dir / "udhcpc.sh"
+    script.write_text(UDHCPC_SCRIPT)
+    script.chmod(0o755)
+    topology = Topology(lab, networks[0], networks[1], hosts, {})
+    for host in hosts.values():
         for network in networks:
-            on_host = host_network.live_nodes().filter(cluster__network=network, hypervisor=hv)
-            spec = host_network.network_spec(network, on_host)
-            ensure_link(ns, spec.bridge, "mtu", str(spec.mtu), "type", "bridge")
-            vxlan = vxlan_name(spec.segment_id)
-            ensure_link(
-                ns, vxlan, "mtu", str(spec.mtu), "type", "vxlan", "id", str(spec.segment_id),
-                "dstport", VXLAN_PORT, "local", underlay[hv.name], "remote", remote, "dev", "ul0",
-            )  # fmt: skip
-            ip("-n", ns, "link", "set", vxlan, "master", spec.bridge, "up")
-            ip("-n", ns, "link", "set", spec.bridge, "up")
-            for dhcp in spec.dhcp_hosts:
-                vm = Vm(ns=lab.namespace(f"vm{len(vms) + 1}"), mac=dhcp.mac, ip=dhcp.ip)
-                port = f"vnet{len(vms)}"
-                ip("-n", ns, "link", "add", port, "mtu", str(spec.mtu), "type", "veth",
-                   "peer", "name", "eth0", "netns", vm.ns)  # fmt: skip
-                ip("-n", ns, "link", "set", port, "master", spec.bridge, "up")
-                ip("-n", vm.ns, "link", "set", "eth0", "address", vm.mac, "mtu", str(spec.mtu))
-                ip("-n", vm.ns, "addr", "add", f"{vm.ip}/{spec.prefix}", "dev", "eth0")
-                ip("-n", vm.ns, "link", "set", "eth0", "up")
-                vms[dhcp.name] = vm
-    return Topology(lab, networks[0], networks[1], host_ns, vms)
+            spec = topology.spec(network, host)
+            host.networks.ensure_network(spec)
+            host.networks.ensure_network(spec)  # again: converged, nothing changes
+            nodes = Node.objects.filter(cluster__network=network, hypervisor=host.hypervisor)
+            for node in nodes.select_related("port").order_by("id"):
+                topology.vms[node.domain_name] = plug(lab, host, spec.bridge, node, script)
+    return topology
+
+
+def teardown(topology: Topology) -> None:
+    """What the last node leaving does on each host, for every network."""
+    for host in topology.hosts.values():
+        for network in (topology.net_a, topology.net_b):
+            host.networks.delete_network(network.libvirt_name)
 
 
 @pytest.fixture
@@ -108,15 +141,27 @@ def topology(
     acme: Organisation,
     bobco: Organisation,
     make_cluster: MakeCluster,
+    live_server: object,
+    tmp_path: Path,
 ) -> Iterator[Topology]:
-    """acme: a1 (hv-1) and a2 (hv-2); bobco: b1, b3 on hv-1 and b2, b4 on hv-2."""
+    """acme (egress on): a1 (hv-1) and a2 (hv-2); bobco: b1, b3 on hv-1 and b2, b4 on hv-2."""
     hv1, hv2 = hypervisors
     net_a = services.create_network(owner(acme), acme, region, "shared", CIDR)
     net_b = services.create_network(owner(bobco), bobco, region, "shared", CIDR)
+    Network.objects.filter(pk=net_a.pk).update(egress=True)
+    net_a.refresh_from_db()
     make_cluster(net_a, [hv1, hv2])
     make_cluster(net_b, [hv1, hv2, hv1, hv2])
+    for node in Node.objects.all():  # as a launch leaves them: each guest holds a token
+        token = guest_seed.node_token(node)
+        Node.objects.filter(pk=node.pk).update(token_digest=guest_seed.token_digest(token))
     with Lab() as lab:
-        yield build(lab, hypervisors, [net_a, net_b])
+        built = Topology(lab, net_a, net_b, {}, {})
+        try:
+            built = build(lab, hypervisors, [net_a, net_b], str(live_server), tmp_path)
+            yield built
+        finally:
+            teardown(built)
 
 
 def nodes(network: Network) -> list[Node]:
@@ -125,10 +170,22 @@ def nodes(network: Network) -> list[Node]:
     )
 
 
-def test_the_two_networks_overlap_in_addresses_but_not_in_segments(topology: Topology) -> None:
+def addresses_of(ns: str, dev: str) -> list[str]:
+    [link] = json.loads(ip("-n", ns, "-j", "addr", "show", "dev", dev))
+    return [f"{a['local']}/{a['prefixlen']}" for a in link["addr_info"] if a["family"] == "inet"]
+
+
+def test_every_vm_took_its_portal_address_and_the_overlay_mtu_by_dhcp(
+    topology: Topology,
+) -> None:
+    for vm in topology.vms.values():
+        assert addresses_of(vm.ns, "eth0") == [f"{vm.ip}/24"], vm
+        [link] = json.loads(ip("-n", vm.ns, "-j", "link", "show", "dev", "eth0"))
+        assert link["mtu"] == 1450
+        [route] = json.loads(ip("-n", vm.ns, "-j", "route", "show", "default"))
+        assert route["gateway"] == "10.0.0.1"
     net_a, net_b = topology.net_a, topology.net_b
-    assert net_a.cidr == net_b.cidr == CIDR
-    assert net_a.segment_id != net_b.segment_id
+    assert net_a.cidr == net_b.cidr == CIDR and net_a.segment_id != net_b.segment_id
     assert [topology.vm(n).ip for n in nodes(net_a)] == ["10.0.0.2", "10.0.0.3"]
     assert [topology.vm(n).ip for n in nodes(net_b)] == [
         "10.0.0.2",
@@ -138,7 +195,7 @@ def test_the_two_networks_overlap_in_addresses_but_not_in_segments(topology: Top
     ]
 
 
-def test_a_tenant_reaches_its_own_vm_on_another_host_across_vxlan(topology: Topology) -> None:
+def test_a_tenant_reaches_its_own_vm_on_another_host_at_full_mtu(topology: Topology) -> None:
     a1, a2 = (topology.vm(n) for n in nodes(topology.net_a))
     b2 = topology.vm(nodes(topology.net_b)[1])
     assert b2.ip == a2.ip
@@ -149,6 +206,17 @@ def test_a_tenant_reaches_its_own_vm_on_another_host_across_vxlan(topology: Topo
     assert topology.lab.neighbour(a2.ns, a1.ip) == a1.mac
     # A full 1450-byte packet with DF set fits: the MTU leaves room for the VXLAN header.
     assert topology.lab.ping(a1.ns, a2.ip, size=1450 - 28)
+    assert not topology.lab.ping(a1.ns, a2.ip, size=1450 - 28 + 1)
+    # Each host floods the segment's unknown frames to the other one, and only there.
+    for host, peer in (("hv-1", "192.0.2.2"), ("hv-2", "192.0.2.1")):
+        assert flood_list(topology.hosts[host], topology.net_a) == {peer}
+
+
+def flood_list(host: Host, network: Network) -> set[str]:
+    entries = json.loads(
+        run("bridge", "-n", host.ns, "-j", "fdb", "show", "dev", vxlan_name(network.segment_id))
+    )
+    return {e["dst"] for e in entries if e["mac"] == "00:00:00:00:00:00"}
 
 
 def test_a_tenant_cannot_reach_the_other_tenants_vms(topology: Topology) -> None:
@@ -175,26 +243,75 @@ def test_a_tenant_cannot_reach_the_other_tenants_vms(topology: Topology) -> None
         assert lab.echo_requests_received(vm.ns) == 0, vm
         assert not lab.neighbour_macs(vm.ns) & macs_a, vm
     bridge_a, bridge_b = topology.net_a.bridge, topology.net_b.bridge
-    for ns in topology.host_ns.values():
-        assert macs_a <= lab.learned_macs(ns, bridge_a)  # the bridges do learn what crosses
-        assert not lab.learned_macs(ns, bridge_b) & macs_a
+    for host in topology.hosts.values():
+        assert macs_a <= lab.learned_macs(host.ns, bridge_a)  # the bridges do learn
+        assert not lab.learned_macs(host.ns, bridge_b) & macs_a
 
     # bobco's VMs were up: bobco reaches them on the same host and across the underlay.
     assert lab.ping(b1.ns, b3.ip)
     assert lab.ping(b1.ns, b4.ip)
     assert lab.neighbour(b1.ns, b4.ip) == b4.mac
-    for ns in topology.host_ns.values():
-        assert not lab.learned_macs(ns, bridge_a) & macs_b
+    for host in topology.hosts.values():
+        assert not lab.learned_macs(host.ns, bridge_a) & macs_b
     assert lab.echo_requests_received(a1.ns) == 1  # a2's ping, not bobco's
 
 
 def test_no_bridge_carries_both_tenants(topology: Topology) -> None:
     net_a, net_b = topology.net_a, topology.net_b
     assert net_a.bridge != net_b.bridge
-    for ns in topology.host_ns.values():
-        ports_a = topology.lab.ports(ns, net_a.bridge)
-        ports_b = topology.lab.ports(ns, net_b.bridge)
-        assert vxlan_name(net_a.segment_id) in ports_a
-        assert vxlan_name(net_b.segment_id) in ports_b
+    for host in topology.hosts.values():
+        ports_a = topology.lab.ports(host.ns, net_a.bridge)
+        ports_b = topology.lab.ports(host.ns, net_b.bridge)
+        assert {vxlan_name(net_a.segment_id), f"tg{net_a.segment_id}"} <= ports_a
+        assert {vxlan_name(net_b.segment_id), f"tg{net_b.segment_id}"} <= ports_b
         assert not ports_a & ports_b
-        assert len(ports_a) == 2 and len(ports_b) == 3  # the VXLAN device and the VMs here
+        # The VXLAN device, the gateway's port and the VMs here.
+        assert len(ports_a) == 3 and len(ports_b) == 4
+
+
+def test_metadata_answers_only_the_asking_nodes_seed(topology: Topology) -> None:
+    a1, a2 = (topology.vm(n) for n in nodes(topology.net_a))
+    b1 = topology.vm(nodes(topology.net_b)[0])
+    assert b1.ip == a1.ip  # bobco's VM at acme's a1 address, on the same host
+
+    def seed(vm: Vm, of: Vm) -> tuple[int, str]:
+        return topology.lab.get(
+            vm.ns, f"{METADATA}/guest/{guest_seed.node_token(of.node)}/meta-data"
+        )
+
+    status, body = seed(a1, a1)
+    assert status == 200 and f"instance-id: {a1.node.uuid}" in body
+    assert seed(a2, a2)[0] == 200  # through the other host's proxy
+    assert seed(a2, a1)[0] == 404  # acme's other node, holding a1's token
+    assert seed(b1, a1)[0] == 404  # same address, other tenant's network
+    assert seed(b1, b1)[0] == 200
+    # Only guest paths go through: the customer API is not reachable from a guest.
+    assert topology.lab.get(a1.ns, f"{METADATA}/api/v1/clusters")[0] == 404
+
+
+def test_egress_is_nat_where_the_tenant_turned_it_on_only(topology: Topology) -> None:
+    a1 = topology.vm(nodes(topology.net_a)[0])
+    b1 = topology.vm(nodes(topology.net_b)[0])
+    outside = topology.hosts["hv-2"].hypervisor.underlay_address  # beyond hv-1
+    assert outside is not None
+    assert topology.lab.ping(a1.ns, outside)  # acme: egress on
+    assert not topology.lab.ping(b1.ns, outside)  # bobco: off (the default)
+
+
+def test_the_last_node_leaving_takes_the_whole_segment_with_it(topology: Topology) -> None:
+    host = topology.hosts["hv-1"]
+    net_b = topology.net_b
+    state = host.networks.site.state_dir(net_b.libvirt_name)
+    pids = [state / "dnsmasq.pid", state / "metadata-proxy.pid"]
+    assert all(processes.running(p) for p in pids)
+    tenant_ns = host.networks.site.tenant_ns(net_b.libvirt_name)
+    host.networks.delete_network(net_b.libvirt_name)
+    host.networks.delete_network(net_b.libvirt_name)  # idempotent
+    links = topology.lab.links(host.ns)
+    assert not {net_b.bridge, vxlan_name(net_b.segment_id), f"tg{net_b.segment_id}"} & links
+    assert tenant_ns not in host.networks.site.namespaces()
+    assert not any(processes.running(p) for p in pids)
+    assert not state.exists()
+    # acme's network on the same host is untouched.
+    a1, a2 = (topology.vm(n) for n in nodes(topology.net_a))
+    assert topology.lab.ping(a1.ns, a2.ip)

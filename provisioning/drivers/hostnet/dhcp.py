@@ -57,7 +57,6 @@ def _start(site: Site, spec: NetworkSpec, paths: dict[str, Path]) -> None:
         "--except-interface=lo",
         "--port=0",  # no DNS: DHCP only
         "--user=root",  # it rewrites its lease file in the portal's run directory
-        "--dhcp-authoritative",
         "--dhcp-no-override",
         f"--dhcp-range={subnet.network_address},static,{subnet.netmask}",
         f"--dhcp-option=option:router,{spec.gateway}",

@@ -6,7 +6,10 @@ nodes of the network (all-zero FDB entries, kept equal to the peer list: no mult
 EVPN). Beside it, the namespace `<prefix>tn-<VNI>`, joined to the bridge by a veth pair
 (`tg<VNI>` on the bridge, `gw` inside): it holds the gateway address and 169.254.169.254,
 so dnsmasq and the metadata proxy of one tenant never see another tenant's addresses, and
-two tenants with one CIDR coexist. With egress on, a second pair (`te<VNI>` / `up`) carries
+two tenants with one CIDR coexist. The gateway is distributed, as routers are in clouds
+with a router on every host: each host's gateway has the same address and MAC
+(`gateway_mac`), and neither it nor DHCP crosses the VXLAN (`LOCAL_ONLY`, an nftables table
+of the host's bridges), so every guest is answered by its own host. With egress on, a second pair (`te<VNI>` / `uplink`) carries
 the namespace's traffic, masqueraded twice, to the host's own routes.
 
 Every step checks what is there first, so running it again converges.
@@ -17,17 +20,39 @@ from __future__ import annotations
 import ipaddress
 import json
 import subprocess
+import tempfile
 
-from provisioning.drivers.base import NetworkSpec
+from provisioning.drivers.base import NetworkSpec, PermanentDriverError
 from provisioning.drivers.hostnet.site import Site, in_ns, run
 
 VXLAN_PORT = "4789"
 METADATA_ADDRESS = "169.254.169.254"
 GATEWAY_PORT = "gw"
-UPLINK_PORT = "up"
+UPLINK_PORT = "uplink"
 ZERO_MAC = "00:00:00:00:00:00"
 # Each network's egress link gets a /30 of the shared address space (RFC 6598), by VNI.
 TRANSIT = ipaddress.ip_network("100.64.0.0/10")
+
+
+# Bridged frames that stay on their host: DHCP, and anything from or to a gateway.
+GATEWAY_OUI = "02:6b:33"  # locally administered
+LOCAL_ONLY = f"""
+table bridge k3s_portal
+flush table bridge k3s_portal
+table bridge k3s_portal {{
+  chain forward {{
+    type filter hook forward priority 0; policy accept;
+    oifname "vx*" udp dport 67-68 drop
+    iifname "vx*" udp dport 67-68 drop
+    oifname "vx*" ether saddr & ff:ff:ff:00:00:00 == {GATEWAY_OUI}:00:00:00 drop
+    iifname "vx*" ether saddr & ff:ff:ff:00:00:00 == {GATEWAY_OUI}:00:00:00 drop
+  }}
+}}
+"""
+
+
+def gateway_mac(vni: int) -> str:
+    return GATEWAY_OUI + "".join(f":{b:02x}" for b in vni.to_bytes(3, "big"))
 
 
 def vxlan_name(vni: int) -> str:
@@ -51,6 +76,7 @@ def transit(vni: int) -> tuple[str, str]:
 def ensure(site: Site, spec: NetworkSpec) -> None:
     links = site.links()
     _ensure_bridge(site, spec, links)
+    _keep_local(site)
     _ensure_vxlan(site, spec, links)
     _ensure_namespace(site, spec, links)
     if spec.egress:
@@ -61,21 +87,37 @@ def ensure(site: Site, spec: NetworkSpec) -> None:
 
 def remove(site: Site, name: str, vni: int) -> None:
     """Everything `ensure` made, whichever parts are still there."""
-    links = site.links()
-    remove_egress(site, vni, links)
+    remove_egress(site, vni, site.links())
     ns = site.tenant_ns(name)
     if ns in site.namespaces():
         run("ip", "netns", "del", ns)  # its veth pairs go with it
-    bridge = f"tnbr{vni}"
-    for link in (vxlan_name(vni), gateway_link(vni), bridge):
-        if link in links:
-            site.ip("link", "del", link)
+    for link in (vxlan_name(vni), gateway_link(vni), f"tnbr{vni}"):
+        delete_link(site, link)
+
+
+def delete_link(site: Site, link: str) -> None:
+    """Gone afterwards; a veth pair's end may go by itself meanwhile (its peer's namespace
+    was deleted), so "no such device" is done too."""
+    if link not in site.links():
+        return
+    try:
+        site.ip("link", "del", link)
+    except PermanentDriverError:
+        if link in site.links():
+            raise
 
 
 def _ensure_bridge(site: Site, spec: NetworkSpec, links: dict) -> None:
     if spec.bridge not in links:
         site.ip("link", "add", spec.bridge, "mtu", str(spec.mtu), "type", "bridge")
     site.ip("link", "set", spec.bridge, "mtu", str(spec.mtu), "up")
+
+
+def _keep_local(site: Site) -> None:
+    with tempfile.NamedTemporaryFile("w", suffix=".nft") as rules:
+        rules.write(LOCAL_ONLY)
+        rules.flush()
+        run(*site.in_host("nft", "-f", rules.name))
 
 
 def _ensure_vxlan(site: Site, spec: NetworkSpec, links: dict) -> None:
@@ -111,7 +153,7 @@ def _ensure_namespace(site: Site, spec: NetworkSpec, links: dict) -> None:
     ns = site.tenant_ns(spec.name)
     if ns not in site.namespaces():
         run("ip", "netns", "add", ns)
-    run("ip", "-n", ns, "link", "set", "lo", "up")
+    run("ip", "-n", ns, "link", "set", "dev", "lo", "up")
     port = gateway_link(spec.segment_id)
     if port not in links:
         site.ip(
@@ -119,6 +161,8 @@ def _ensure_namespace(site: Site, spec: NetworkSpec, links: dict) -> None:
             "peer", "name", GATEWAY_PORT, "mtu", str(spec.mtu), "netns", ns,
         )  # fmt: skip
     site.ip("link", "set", port, "master", spec.bridge, "up")
+    mac = gateway_mac(spec.segment_id)
+    run("ip", "-n", ns, "link", "set", "dev", GATEWAY_PORT, "address", mac)
     run("ip", "-n", ns, "addr", "replace", f"{spec.gateway}/{spec.prefix}", "dev", GATEWAY_PORT)
     run("ip", "-n", ns, "addr", "replace", f"{METADATA_ADDRESS}/32", "dev", GATEWAY_PORT)
     run("ip", "-n", ns, "link", "set", GATEWAY_PORT, "up")
@@ -144,9 +188,8 @@ def _ensure_egress(site: Site, spec: NetworkSpec, links: dict) -> None:
 
 
 def remove_egress(site: Site, vni: int, links: dict) -> None:
-    link = egress_link(vni)
-    if link in links:
-        site.ip("link", "del", link)
+    if egress_link(vni) in links:
+        delete_link(site, egress_link(vni))
     rule = _host_masquerade(vni)
     iptables = site.in_host("iptables")
     if _has_rule(iptables, *rule):
