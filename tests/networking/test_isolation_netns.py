@@ -93,13 +93,10 @@ def plug(lab: Lab, host: Host, bridge: str, node: Node, script: Path) -> Vm:
 
 
 def build(
-    lab: Lab,
-    hypervisors: list[Hypervisor],
-    networks: list[Network],
-    portal_url: str,
-    run_dir: Path,
-) -> Topology:
-    hosts = {}
+    topology: Topology, hypervisors: list[Hypervisor], portal_url: str, run_dir: Path
+) -> None:
+    """Fills `topology` as it goes, so a teardown after a failure finds what was made."""
+    lab, hosts = topology.lab, topology.hosts
     for index, hv in enumerate(hypervisors, 1):
         ns = lab.namespace(f"hv{index}")
         hv.underlay_address = f"192.0.2.{index}"
@@ -114,23 +111,23 @@ def build(
     script = run_dir / "udhcpc.sh"
     script.write_text(UDHCPC_SCRIPT)
     script.chmod(0o755)
-    topology = Topology(lab, networks[0], networks[1], hosts, {})
     for host in hosts.values():
-        for network in networks:
+        for network in (topology.net_a, topology.net_b):
             spec = topology.spec(network, host)
             host.networks.ensure_network(spec)
             host.networks.ensure_network(spec)  # again: converged, nothing changes
             nodes = Node.objects.filter(cluster__network=network, hypervisor=host.hypervisor)
             for node in nodes.select_related("port").order_by("id"):
                 topology.vms[node.domain_name] = plug(lab, host, spec.bridge, node, script)
-    return topology
 
 
 def teardown(topology: Topology) -> None:
-    """What the last node leaving does on each host, for every network."""
+    """What the last node leaving does on each host, for every network; then nothing of
+    them is left on the machine."""
     for host in topology.hosts.values():
         for network in (topology.net_a, topology.net_b):
             host.networks.delete_network(network.libvirt_name)
+        assert not {ns for ns in host.networks.site.namespaces() if ns.startswith(host.networks.site.prefix)}
 
 
 @pytest.fixture
@@ -156,12 +153,12 @@ def topology(
         token = guest_seed.node_token(node)
         Node.objects.filter(pk=node.pk).update(token_digest=guest_seed.token_digest(token))
     with Lab() as lab:
-        built = Topology(lab, net_a, net_b, {}, {})
+        topology = Topology(lab, net_a, net_b, {}, {})
         try:
-            built = build(lab, hypervisors, [net_a, net_b], str(live_server), tmp_path)
-            yield built
+            build(topology, hypervisors, str(live_server), tmp_path)
+            yield topology
         finally:
-            teardown(built)
+            teardown(topology)
 
 
 def nodes(network: Network) -> list[Node]:
