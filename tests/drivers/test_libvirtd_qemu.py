@@ -32,6 +32,8 @@ from provisioning.drivers.base import (
     Virtualisation,
     VolumeSpec,
 )
+from provisioning.drivers.hostnet import processes
+from provisioning.drivers.hostnet.site import Site
 from provisioning.drivers.libvirt import LibvirtDriver
 
 pytestmark = pytest.mark.libvirtd
@@ -46,7 +48,8 @@ SUBNET = f"10.250.{secrets.randbelow(250) + 1}"
 NETWORK = NetworkSpec(
     name=f"k3st-{SUFFIX}",
     bridge=f"k3stbr{SUFFIX}",
-    segment_id=4242,
+    # High in the VNI space: its links (vx<VNI>, tg<VNI>) meet no portal's on this host.
+    segment_id=16_000_000 + secrets.randbelow(700_000),
     gateway=f"{SUBNET}.1",
     prefix=24,
     dhcp_hosts=(DhcpHost(MAC, f"{SUBNET}.10", "k3s-node-0"),),
@@ -76,14 +79,16 @@ class Host:
 
 @pytest.fixture(scope="module")
 def host() -> Iterator[Host]:
-    driver = LibvirtDriver(URI)
-    try:
-        driver.host_facts()
-    except DriverError as err:
-        pytest.skip(f"no libvirtd answering on {URI}: {err}")
     # QEMU runs as libvirt-qemu: the pool must sit in a directory it can traverse.
     root = Path(tempfile.mkdtemp(prefix="k3s-drivers-"))
     root.chmod(0o755)
+    site = Site(root / "hostnet", "http://127.0.0.1:9", "test-key", prefix=f"k3st-{SUFFIX}-")
+    driver = LibvirtDriver(URI, site)
+    try:
+        driver.host_facts()
+    except DriverError as err:
+        shutil.rmtree(root)
+        pytest.skip(f"no libvirtd answering on {URI}: {err}")
     try:
         driver.ensure_dir_pool(BASE.pool, str(root / "pool"))
         driver.ensure_dir_pool(BASE.pool, str(root / "pool"))  # idempotent
@@ -139,13 +144,20 @@ def test_network_define_start_delete(host: Host) -> None:
                 DhcpHost("52:54:00:7e:57:02", f"{SUBNET}.11", "n1"),
             ),
         )
+        site = host.driver.networks.site  # type: ignore[union-attr]
+        pidfile = site.state_dir(spec.name) / "dnsmasq.pid"
+        dnsmasq = processes.running(pidfile)
+        assert dnsmasq is not None
         host.driver.ensure_network(grown)  # a lease change is applied live to dnsmasq
-        hostsfile = Path(f"/var/lib/libvirt/dnsmasq/{spec.name}.hostsfile").read_text()
-        assert f"52:54:00:7e:57:02,{SUBNET}.11,n1" in hostsfile
+        hostsfile = (site.state_dir(spec.name) / "dnsmasq.hosts").read_text()
+        assert f"52:54:00:7e:57:02,{SUBNET}.11,n1," in hostsfile
+        assert processes.running(pidfile) == dnsmasq  # re-read (SIGHUP), not restarted
+        assert site.tenant_ns(spec.name) in site.namespaces()
     finally:
         host.driver.delete_network(spec.name)
         host.driver.delete_network(spec.name)
     assert not Path(f"/sys/class/net/{spec.bridge}").exists()
+    assert host.driver.networks.site.tenant_ns(spec.name) not in site.namespaces()  # type: ignore[union-attr]
 
 
 def test_nwfilter_define_redefine_undefine(host: Host) -> None:
@@ -194,6 +206,7 @@ def test_tiny_domain_starts_on_the_tenant_network_behind_its_filter(host: Host) 
     assert live.get("type") == "qemu"
     tap = live.find("devices/interface/target").get("dev")  # type: ignore[union-attr]
     assert Path(f"/sys/class/net/{NETWORK.bridge}/brif/{tap}").exists()
+    assert Path(f"/sys/class/net/{tap}/mtu").read_text().strip() == "1450"
     assert live.find("devices/interface/filterref").get("filter") == NWFILTER.name  # type: ignore[union-attr]
     bindings = [b.portDev() for b in driver._connection().listAllNWFilterBindings(0)]
     assert tap in bindings  # libvirt instantiated the filter on the guest's tap

@@ -116,6 +116,16 @@ class Lab:
         return cls._inside(ns, 15, *args).returncode == 0
 
     @staticmethod
+    def listen(ns: str, *ports: int) -> subprocess.Popen[str]:
+        """TCP listeners on `ports` inside `ns` until the returned process is killed."""
+        command = ["ip", "netns", "exec", ns, sys.executable, "-m", __name__, "listen"]
+        process = subprocess.Popen(
+            [*command, *map(str, ports)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        )
+        assert process.stdout is not None and process.stdout.readline() == "listening\n"
+        return process
+
+    @staticmethod
     def dhcp(ns: str, dev: str, script: Path) -> None:
         """Configure `dev` in `ns` from a DHCP server on its link (busybox udhcpc)."""
         run("ip", "netns", "exec", ns, "udhcpc", "-i", dev, "-n", "-q", "-f", "-t", "5",
@@ -230,3 +240,7 @@ if __name__ == "__main__":
             print(http_get(url))
         case ["connect", host, port, *source]:
             sys.exit(0 if connect(host, int(port), *source) else 1)
+        case ["listen", *ports]:  # the kernel completes handshakes: no accept() needed
+            servers = [socket.create_server(("0.0.0.0", int(p))) for p in ports]  # noqa: S104
+            print("listening", flush=True)
+            time.sleep(3600)

@@ -127,7 +127,9 @@ def teardown(topology: Topology) -> None:
     for host in topology.hosts.values():
         for network in (topology.net_a, topology.net_b):
             host.networks.delete_network(network.libvirt_name)
-        assert not {ns for ns in host.networks.site.namespaces() if ns.startswith(host.networks.site.prefix)}
+        assert not {
+            ns for ns in host.networks.site.namespaces() if ns.startswith(host.networks.site.prefix)
+        }
 
 
 @pytest.fixture

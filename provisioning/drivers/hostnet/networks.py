@@ -40,7 +40,7 @@ class HostNetworks:
         except (OSError, ValueError):
             record = None
         if record is not None:
-            segment.remove(self.site, name, int(record["segment_id"]))
+            segment.remove(self.site, name, int(record["segment_id"]), record["bridge"])
         shutil.rmtree(state, ignore_errors=True)
 
     def dhcp_leases(self, name: str) -> tuple[str, ...]:

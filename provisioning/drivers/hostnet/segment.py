@@ -9,8 +9,9 @@ so dnsmasq and the metadata proxy of one tenant never see another tenant's addre
 two tenants with one CIDR coexist. The gateway is distributed, as routers are in clouds
 with a router on every host: each host's gateway has the same address and MAC
 (`gateway_mac`), and neither it nor DHCP crosses the VXLAN (`LOCAL_ONLY`, an nftables table
-of the host's bridges), so every guest is answered by its own host. With egress on, a second pair (`te<VNI>` / `uplink`) carries
-the namespace's traffic, masqueraded twice, to the host's own routes.
+of the host's bridges), so every guest is answered by its own host. With egress on, a
+second pair (`te<VNI>` / `uplink`) carries the namespace's traffic, masqueraded twice, to
+the host's own routes.
 
 Every step checks what is there first, so running it again converges.
 """
@@ -85,13 +86,13 @@ def ensure(site: Site, spec: NetworkSpec) -> None:
         remove_egress(site, spec.segment_id, links)
 
 
-def remove(site: Site, name: str, vni: int) -> None:
+def remove(site: Site, name: str, vni: int, bridge: str) -> None:
     """Everything `ensure` made, whichever parts are still there."""
     remove_egress(site, vni, site.links())
     ns = site.tenant_ns(name)
     if ns in site.namespaces():
         run("ip", "netns", "del", ns)  # its veth pairs go with it
-    for link in (vxlan_name(vni), gateway_link(vni), f"tnbr{vni}"):
+    for link in (vxlan_name(vni), gateway_link(vni), bridge):
         delete_link(site, link)
 
 
