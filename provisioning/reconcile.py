@@ -4,6 +4,9 @@
   started: what autostart does after a host reboot, and what a restarted worker needs on
   libvirt's test driver, whose state lives only in the process holding the connection.
 - A running node whose domain is shut off is started.
+- Each tenant network with live nodes on the host is brought to its spec first (bridge,
+  VXLAN peers, the namespace with dnsmasq and the metadata proxy): a rebooted host has
+  lost its namespaces, and a peer may have come or gone while a sync was lost.
 - A domain with the portal's prefix that no node owns is recorded for staff (OrphanDomain)
   and undefined, with its disk, once it has been orphaned for ORPHAN_GRACE_SECONDS.
 
@@ -20,9 +23,10 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from networking.models import Network
 from observability import events
 from observability.models import EventState
-from provisioning import pipeline
+from provisioning import host_network, pipeline
 from provisioning.drivers import get_driver
 from provisioning.drivers.base import DomainState, DriverError, HypervisorDriver
 from provisioning.models import (
@@ -88,6 +92,7 @@ def reconcile_hypervisor(hypervisor_id: int) -> Report:
         logger.warning("reconcile %s: cannot list domains: %s", hypervisor.name, err)
         report.errors.append(f"cannot list domains: {err}")
         return report
+    _converge_networks(hypervisor, report)
     # Owners are read after the listing: a node deleted in between only looks orphaned
     # until the next pass, well within the grace period.
     owners = Node.objects.filter(OWNS_DOMAIN, hypervisor=hypervisor).select_related("cluster")
@@ -98,6 +103,16 @@ def reconcile_hypervisor(hypervisor_id: int) -> Report:
             _converge_node(node.pk, found.get(node.domain_name), hypervisor, driver, report)
     _handle_orphans(hypervisor, driver, sorted(set(found) - owned), report)
     return report
+
+
+def _converge_networks(hypervisor: Hypervisor, report: Report) -> None:
+    on_host = host_network.live_nodes().filter(hypervisor=hypervisor)
+    for network in Network.objects.filter(pk__in=on_host.values("cluster__network")):
+        try:
+            host_network.sync(network, hypervisor)
+        except DriverError as err:
+            logger.warning("reconcile %s on %s: %s", network.libvirt_name, hypervisor.name, err)
+            report.errors.append(f"network {network.libvirt_name}: {err}")
 
 
 def _converge_node(

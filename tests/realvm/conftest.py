@@ -31,8 +31,6 @@ POOL = "k3s-portal-ci"
 POOL_DIR = Path("/var/lib/libvirt/images") / POOL
 IMAGE_NAME = "base-bookworm.qcow2"  # the volume in the pool
 RECIPE = portal_process.ROOT / "provisioning" / "images"
-# The tenant network's gateway: guests reach the portal there (their only way out).
-GATEWAY = "10.0.0.1"
 
 
 def virsh(*args: str) -> str:
@@ -90,18 +88,22 @@ def base_image(figures: dict[str, float], tmp_path_factory: pytest.TempPathFacto
 class RealPortal:
     url: str
     token: str
+    other_token: str  # of a second organisation
     staff_token: str
     data_dir: Path
     env: dict[str, str]
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def api(self, method: str, path: str, body: Any = None, *, staff: bool = False) -> Any:
+    def api(
+        self, method: str, path: str, body: Any = None, *, staff: bool = False, token: str = ""
+    ) -> Any:
+        bearer = token or (self.staff_token if staff else self.token)
         request = urllib.request.Request(  # noqa: S310 (the portal on this machine)
             self.url + path,
             data=json.dumps(body).encode() if body is not None else None,
             method=method,
             headers={
-                "Authorization": f"Bearer {self.staff_token if staff else self.token}",
+                "Authorization": f"Bearer {bearer}",
                 "Content-Type": "application/json",
             },
         )
@@ -123,12 +125,11 @@ def _token(env: dict[str, str], *args: str) -> str:
 def real_portal(base_image: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealPortal]:
     data_dir = tmp_path_factory.mktemp("realvm")
     port = portal_process.free_port()
+    # Guests reach the portal only through their network's metadata proxy, which the host
+    # agent runs on this machine: the portal listens on loopback alone.
     env = portal_process.embedded_env(
         data_dir,
         port,
-        HOST="0.0.0.0",  # noqa: S104  (guests come in through the tenant bridge)
-        PORTAL_URL=f"http://{GATEWAY}:{port}",
-        ALLOWED_HOSTS=f"127.0.0.1,localhost,{GATEWAY}",
         CLOUD_GUEST_SIMULATOR="0",
         HOST_QUEUES="1",
         WORKER_HEARTBEAT_SECONDS="1",
@@ -190,6 +191,7 @@ def _started(
     portal = RealPortal(
         url,
         _token(env, "demo", "--org", "demo"),
+        _token(env, "other", "--org", "other", "--create"),
         _token(env, "ci-staff", "--org", "ci-staff", "--create", "--staff"),
         data_dir,
         env,
@@ -214,13 +216,19 @@ def volumes() -> list[str]:
     return [line.split()[0] for line in virsh("vol-list", POOL).splitlines() if line.strip()]
 
 
-def leftovers(prefix: str) -> dict[str, list[str]]:
-    """What of a cluster is still on this host (domains, volumes, networks, nwfilters)."""
+def leftovers(prefix: str, data_dir: Path) -> dict[str, list[str]]:
+    """What of a cluster is still on this host: domains, volumes, nwfilters, and of its
+    tenant networks the bridges, namespaces and helper processes (dnsmasq, metadata proxy)."""
+    links = json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True).stdout)
+    namespaces = subprocess.run(["ip", "-j", "netns"], capture_output=True).stdout or b"[]"
+    helpers = subprocess.run(["pgrep", "-af", str(data_dir)], capture_output=True, text=True)
     return {
         "domains": [n for n in virsh("list", "--all", "--name").split() if n.startswith(prefix)],
         "volumes": [n for n in volumes() if n != IMAGE_NAME],
-        "networks": [
-            n for n in virsh("net-list", "--all", "--name").split() if n.startswith("tn-")
-        ],
         "nwfilters": re.findall(r"k3s-fw-\w+", virsh("nwfilter-list")),
+        "bridges": [x["ifname"] for x in links if x["ifname"].startswith("tnbr")],
+        "namespaces": [n["name"] for n in json.loads(namespaces) if n["name"].startswith("tn-")],
+        "helpers": [
+            line for line in helpers.stdout.splitlines() if "dnsmasq" in line or "proxy" in line
+        ],
     }
