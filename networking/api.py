@@ -56,7 +56,12 @@ class NetworkViewSet(
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         network = services.create_network(
-            access.actor(request), acting_in(request), data["region"], data["name"], data["cidr"]
+            access.actor(request),
+            acting_in(request),
+            data["region"],
+            data["name"],
+            data["cidr"],
+            egress=data["egress"],
         )
         created = self.get_queryset().get(pk=network.pk)
         return Response(NetworkOutput(created).data, status=status.HTTP_201_CREATED)

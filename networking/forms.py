@@ -20,6 +20,11 @@ class NetworkForm(forms.Form):
     region: forms.ModelChoiceField = forms.ModelChoiceField(
         queryset=None, to_field_name="slug", empty_label=None
     )
+    egress = forms.BooleanField(
+        required=False,
+        label="Outbound internet (NAT)",
+        help_text="Off: nodes reach only each other and the metadata service.",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -22,6 +22,9 @@ class NetworkInput(serializers.Serializer):
     name = serializers.CharField(max_length=63)
     cidr = serializers.CharField(max_length=18)
     region = RegionField(required=False, help_text="Defaults to the first region.")
+    egress = serializers.BooleanField(
+        default=False, help_text="Outbound internet through the hosts (NAT); off by default."
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs.get("region") is None:
@@ -41,7 +44,7 @@ class NetworkOutput(serializers.ModelSerializer):
         model = Network
         fields = [
             "id", "name", "cidr", "gateway", "segment_id", "region", "ips_in_use", "is_default",
-            "created_at",
+            "egress", "created_at",
         ]  # fmt: skip
 
 

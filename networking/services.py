@@ -69,6 +69,7 @@ def create_network(
     cidr: str,
     *,
     is_default: bool = False,
+    egress: bool = False,
 ) -> Network:
     """Validate, check the quota, take a segment, add the default firewall, audit; atomic."""
     actor.require(Action.CHANGE, organisation)
@@ -95,6 +96,7 @@ def create_network(
                 gateway=ipam.gateway_of(net),
                 segment_id=segments.allocate(region),
                 is_default=is_default,
+                egress=egress,
             )
             firewall = Firewall.objects.create(
                 organisation=organisation,

@@ -50,7 +50,12 @@ def network_list(request: HttpRequest) -> HttpResponse:
             data = form.cleaned_data
             try:
                 network = services.create_network(
-                    actor, organisation, data["region"], data["name"], data["cidr"]
+                    actor,
+                    organisation,
+                    data["region"],
+                    data["name"],
+                    data["cidr"],
+                    egress=data["egress"],
                 )
             except Invalid as error:
                 _form_errors(form, error)

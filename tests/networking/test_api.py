@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 from networking import services
 from networking.models import Firewall, Network
 from portal.models import AuditEntry, Organisation
+from provisioning import host_network
 from provisioning.models import Cluster, Hypervisor, Region
 from tests.networking.conftest import MakeCluster, default_firewall, owner
 
@@ -46,12 +47,33 @@ def test_create_and_read_a_network(as_alice: APIClient, acme: Organisation) -> N
         "region": "eu-1",
         "ips_in_use": 0,
         "is_default": False,
+        "egress": False,
         "created_at": body["created_at"],
     }
     assert as_alice.get(f"/api/v1/networks/{network.uuid}").json() == body
     listed = as_alice.get("/api/v1/networks").json()
     assert listed == {"count": 1, "next": None, "previous": None, "results": [body]}
     assert AuditEntry.objects.filter(action="network.create", organisation=acme).exists()
+
+
+def test_egress_is_off_unless_asked_for_and_reaches_the_hosts_spec(
+    as_alice: APIClient, hypervisors: list[Hypervisor], make_cluster: MakeCluster
+) -> None:
+    plain = as_alice.post("/api/v1/networks", {"name": "quiet", "cidr": "10.20.0.0/24"})
+    assert plain.status_code == 201 and plain.json()["egress"] is False
+    out = as_alice.post(
+        "/api/v1/networks", {"name": "out", "cidr": "10.21.0.0/24", "egress": True}, format="json"
+    )
+    assert out.status_code == 201 and out.json()["egress"] is True
+    network = Network.objects.get(uuid=out.json()["id"])
+    make_cluster(network, [hypervisors[0]])
+    on_host = host_network.live_nodes().filter(cluster__network=network)
+    assert host_network.network_spec(network, on_host, hypervisors[0]).egress is True
+    bad = as_alice.post(
+        "/api/v1/networks", {"name": "x", "cidr": "10.22.0.0/24", "egress": "maybe"}, format="json"
+    )
+    assert bad.status_code == 400 and "egress" in bad.json()
+    assert not Network.objects.filter(name="x").exists()
 
 
 def test_network_validation_names_the_field(as_alice: APIClient) -> None:
