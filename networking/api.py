@@ -17,6 +17,7 @@ from networking.serializers import (
     FirewallUpdateInput,
     NetworkInput,
     NetworkOutput,
+    NetworkUpdateInput,
 )
 from portal import access
 from portal.errors import Forbidden, Invalid
@@ -65,6 +66,13 @@ class NetworkViewSet(
         )
         created = self.get_queryset().get(pk=network.pk)
         return Response(NetworkOutput(created).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Request, pk: str) -> Response:
+        network = self.get_object()
+        payload = NetworkUpdateInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        services.set_egress(access.actor(request), network, payload.validated_data["egress"])
+        return Response(NetworkOutput(self.get_object()).data)
 
     def perform_destroy(self, instance: Network) -> None:
         services.delete_network(access.actor(self.request), instance)

@@ -6,7 +6,7 @@ from networking import api
 
 # Explicit paths: the API's URLs have no trailing slash.
 collection: dict[str, Any] = {"get": "list", "post": "create"}
-item: dict[str, Any] = {"get": "retrieve", "delete": "destroy"}
+item: dict[str, Any] = {"get": "retrieve", "patch": "partial_update", "delete": "destroy"}
 
 urlpatterns = [
     path("networks", api.NetworkViewSet.as_view(collection), name="api-network-list"),
@@ -18,7 +18,7 @@ urlpatterns = [
     path("firewalls", api.FirewallViewSet.as_view(collection), name="api-firewall-list"),
     path(
         "firewalls/<uuid:pk>",
-        api.FirewallViewSet.as_view({**item, "patch": "partial_update"}),
+        api.FirewallViewSet.as_view(item),
         name="api-firewall",
     ),
 ]

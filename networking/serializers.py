@@ -35,6 +35,10 @@ class NetworkInput(serializers.Serializer):
         return attrs
 
 
+class NetworkUpdateInput(serializers.Serializer):
+    egress = serializers.BooleanField(help_text="Outbound internet through the hosts (NAT).")
+
+
 class NetworkOutput(serializers.ModelSerializer):
     id = serializers.UUIDField(source="uuid", read_only=True)
     region = serializers.CharField(source="region.slug", read_only=True)

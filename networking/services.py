@@ -24,6 +24,8 @@ NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 CLUSTER_DELETED = "deleted"
 # The worker's task, named rather than imported (it lives in provisioning).
 ROLLOUT_TASK = "networking.rollout_firewall"
+# Re-applies a network on every host with its nodes (provisioning's worker runs it).
+NETWORK_SYNC_TASK = "networking.sync_network"
 
 
 class InUse(Conflict):
@@ -117,6 +119,20 @@ def create_network(
             )
     except IntegrityError as err:  # a concurrent request took the name first
         raise Invalid({"name": f"You already have a network named {name}."}) from err
+    return network
+
+
+def set_egress(actor: Actor, network: Network, egress: bool) -> Network:
+    """Turn the network's outbound NAT on or off; every host with its nodes follows."""
+    actor.require(Action.CHANGE, network.organisation)
+    with transaction.atomic():
+        Network.objects.filter(pk=network.pk).update(egress=egress)
+        network.egress = egress
+        audit.record(
+            "network.update", network, actor, organisation=network.organisation, egress=egress
+        )
+        sync = current_app.signature(NETWORK_SYNC_TASK, args=(network.pk,))
+        transaction.on_commit(sync.delay)
     return network
 
 

@@ -7,7 +7,7 @@ cannot import provisioning.
 from celery import shared_task
 
 from networking.models import Firewall, Network
-from networking.services import ROLLOUT_TASK
+from networking.services import NETWORK_SYNC_TASK, ROLLOUT_TASK
 from provisioning import enqueue, host_network
 from provisioning.drivers.base import TransientDriverError
 from provisioning.models import Hypervisor
@@ -39,3 +39,12 @@ def sync_host_network(hypervisor_id: int, network_id: int) -> None:
     network = Network.objects.filter(pk=network_id).first()
     if hypervisor is not None and network is not None:
         host_network.sync(network, hypervisor)
+
+
+@shared_task(name=NETWORK_SYNC_TASK, acks_late=True)
+def sync_network(network_id: int) -> None:
+    """The network changed: each host with its live nodes re-applies it (its agent)."""
+    on_network = host_network.live_nodes().filter(cluster__network_id=network_id)
+    hosts = Hypervisor.objects.filter(nodes__in=on_network).distinct()
+    for hypervisor_id in hosts.values_list("pk", flat=True):
+        enqueue.sync_host_network(hypervisor_id, network_id)

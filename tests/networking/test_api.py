@@ -1,6 +1,7 @@
 """/api/v1/networks and /api/v1/firewalls: shapes, validation, 409s, quota, tenant scoping."""
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -74,6 +75,32 @@ def test_egress_is_off_unless_asked_for_and_reaches_the_hosts_spec(
     )
     assert bad.status_code == 400 and "egress" in bad.json()
     assert not Network.objects.filter(name="x").exists()
+
+
+def test_turning_egress_on_later_reaches_every_host_with_the_networks_nodes(
+    as_alice: APIClient,
+    acme_net: Network,
+    hypervisors: list[Hypervisor],
+    make_cluster: MakeCluster,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    make_cluster(acme_net, hypervisors)
+    applied: list[tuple[str, bool]] = []
+    sync = host_network.sync
+    monkeypatch.setattr(
+        host_network,
+        "sync",
+        lambda network, hv: (applied.append((hv.name, network.egress)), sync(network, hv)),
+    )
+    url = f"/api/v1/networks/{acme_net.uuid}"
+    bad = as_alice.patch(url, {"egress": "sometimes"}, format="json")
+    assert bad.status_code == 400 and "egress" in bad.json() and applied == []
+    with django_capture_on_commit_callbacks(execute=True):
+        done = as_alice.patch(url, {"egress": True}, format="json")
+    assert done.status_code == 200 and done.json()["egress"] is True
+    assert sorted(applied) == [("hv-1", True), ("hv-2", True)]  # each host's agent re-applied
+    assert AuditEntry.objects.filter(action="network.update").count() == 1
 
 
 def test_network_validation_names_the_field(as_alice: APIClient) -> None:
@@ -257,6 +284,7 @@ def test_another_organisation_sees_nothing(
         assert client.get(url).status_code == 404
         assert client.delete(url).status_code == 404
     assert client.patch(f"/api/v1/firewalls/{fw}", {"name": "x"}).status_code == 404
+    assert client.patch(f"/api/v1/networks/{net}", {"egress": True}).status_code == 404
     foreign = client.post("/api/v1/firewalls", {"name": "x", "network": net, "rules": []})
     assert foreign.status_code == 400 and "network" in foreign.json()
     assert Network.objects.filter(organisation=bobco).count() == 0
@@ -273,8 +301,10 @@ def test_viewer_reads_but_cannot_change(
     assert client.delete(f"/api/v1/networks/{net}").status_code == 403
     assert client.post("/api/v1/firewalls", {"name": "x", "network": net}).status_code == 403
     assert client.patch(f"/api/v1/firewalls/{fw}", {"name": "x"}).status_code == 403
+    assert client.patch(f"/api/v1/networks/{net}", {"egress": True}).status_code == 403
     assert client.delete(f"/api/v1/firewalls/{fw}").status_code == 403
     assert Network.objects.count() == 1 and Firewall.objects.count() == 1
+    assert not Network.objects.get().egress
 
 
 def test_anonymous_gets_401(acme_objects: tuple[str, str]) -> None:
