@@ -88,11 +88,12 @@ def test_turning_egress_on_later_reaches_every_host_with_the_networks_nodes(
     make_cluster(acme_net, hypervisors)
     applied: list[tuple[str, bool]] = []
     sync = host_network.sync
-    monkeypatch.setattr(
-        host_network,
-        "sync",
-        lambda network, hv: (applied.append((hv.name, network.egress)), sync(network, hv)),
-    )
+
+    def recording(network: Network, hv: Hypervisor) -> None:
+        applied.append((hv.name, network.egress))
+        sync(network, hv)
+
+    monkeypatch.setattr(host_network, "sync", recording)
     url = f"/api/v1/networks/{acme_net.uuid}"
     bad = as_alice.patch(url, {"egress": "sometimes"}, format="json")
     assert bad.status_code == 400 and "egress" in bad.json() and applied == []
