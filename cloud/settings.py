@@ -314,6 +314,9 @@ NETWORK_VNI_MAX = env.int("NETWORK_VNI_MAX", 16777215)
 # guest's last renewal expires at most that long after the guest went away.
 DHCP_LEASE_SECONDS = max(120, env.int("DHCP_LEASE_SECONDS", 300))
 ADDRESS_QUARANTINE_SECONDS = env.int("ADDRESS_QUARANTINE_SECONDS", DHCP_LEASE_SECONDS)
+# The ports of a host's public address forwarded to server nodes' Kubernetes API (6443).
+API_FORWARD_PORT_MIN = env.int("API_FORWARD_PORT_MIN", 16443)
+API_FORWARD_PORT_MAX = env.int("API_FORWARD_PORT_MAX", 17442)
 # Where a real host's agent keeps its tenant networks' files (dnsmasq, metadata proxy).
 HOSTNET_RUN_DIR = env.path("HOSTNET_RUN_DIR", DATA_DIR / "hostnet")
 # What guests are told to fetch their seed from and report to: the metadata proxy of their

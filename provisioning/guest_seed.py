@@ -53,7 +53,7 @@ def node_for_token(token: str) -> Node | None:
         return None
     return (
         Node.objects.select_related(
-            "cluster__network", "pool__size", "cluster__k3s_version", "port"
+            "cluster__network", "pool__size", "cluster__k3s_version", "port", "hypervisor"
         )
         .filter(token_digest=token_digest(token))
         .exclude(token_digest="")
@@ -100,6 +100,13 @@ def _file(path: str, content: str, mode: str = "0600") -> dict[str, str]:
     return {"path": path, "permissions": mode, "content": content}
 
 
+def _public_address(node: Node) -> str:
+    hypervisor = node.hypervisor
+    if node.api_port is None or hypervisor is None:
+        return ""
+    return hypervisor.public_address or ""
+
+
 def user_data(node: Node) -> str:
     """#cloud-config: the agent, its settings, and on the server the CAs and RBAC."""
     cluster = node.cluster
@@ -114,6 +121,8 @@ def user_data(node: Node) -> str:
         "K3S_SERVER_URL": f"https://{addresses.address_of(server)}:6443" if server else "",
         "K3S_JOIN_TOKEN": cluster.join_token,
         "K3S_VERSION": cluster.k3s_version.version,
+        # The public address kubectl reaches a forwarded API at: in the server's certificate.
+        "K3S_TLS_SAN": _public_address(node),
     }
     files = [
         _file(

@@ -20,7 +20,7 @@ from networking import ipam, rules
 from networking.models import Firewall, FirewallRollout, HostNetworkLock, Network
 from observability import events
 from observability.models import EventState
-from provisioning import addresses, enqueue
+from provisioning import addresses, api_forwards, enqueue
 from provisioning.drivers import get_driver
 from provisioning.drivers.base import (
     DhcpHost,
@@ -30,6 +30,7 @@ from provisioning.drivers.base import (
     NicSpec,
     NwfilterSpec,
     PermanentDriverError,
+    PortForward,
 )
 from provisioning.models import Cluster, Hypervisor, Node
 from provisioning.states import NODE_GONE
@@ -62,6 +63,9 @@ def network_spec(
 ) -> NetworkSpec:
     """The network on `hypervisor`, with one static lease per node given that holds an
     address, and the segment's peers."""
+    addressed = [
+        n for n in nodes.filter(port__isnull=False).select_related("cluster", "port") if n.port
+    ]
     hosts = [
         DhcpHost(
             mac=n.port.mac,
@@ -69,8 +73,13 @@ def network_spec(
             name=n.domain_name,
             lease_seconds=settings.DHCP_LEASE_SECONDS,
         )
-        for n in nodes.filter(port__isnull=False).select_related("cluster", "port")
+        for n in addressed
         if n.port is not None
+    ]
+    forwards = [
+        PortForward(n.api_port, n.port.address, api_forwards.API_PORT)
+        for n in addressed
+        if n.api_port is not None and n.port is not None
     ]
     return NetworkSpec(
         name=network.libvirt_name,
@@ -89,6 +98,8 @@ def network_spec(
             else ()
         ),
         egress=network.egress,
+        public_address=hypervisor.public_address if hypervisor else None,
+        forwards=tuple(sorted(forwards, key=lambda f: f.port)),
     )
 
 
@@ -146,6 +157,7 @@ def attach(node: Node, driver: HypervisorDriver) -> NicSpec:
         on_host = live_nodes().filter(cluster__network=network, hypervisor=hypervisor)
         if not on_host.exclude(pk=node.pk).exists():
             _tell_peers(network, hypervisor)  # a new host in the segment
+        api_forwards.allocate(node)
         driver.ensure_network(network_spec(network, on_host, hypervisor))
         # Fresh from the database: a rule change since the task loaded the node must not regress.
         firewall = Firewall.objects.select_related("network").get(pk=node.cluster.firewall_id)

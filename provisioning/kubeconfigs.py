@@ -10,7 +10,7 @@ from django.db import transaction
 from portal import audit
 from portal.actor import Action, Actor
 from portal.errors import Forbidden, Invalid
-from provisioning import addresses, pki
+from provisioning import api_forwards, pki
 from provisioning.models import Cluster, IssuedCredential
 
 DEFAULT_TTL = timedelta(hours=8)
@@ -27,9 +27,9 @@ def issue(actor: Actor, cluster: Cluster, role: str, ttl: timedelta = DEFAULT_TT
         raise Forbidden("A kubeconfig is issued to a user.")
     if ttl > MAX_TTL or ttl <= timedelta(0):
         raise Invalid({"ttl": "Lifetime must be between 1 second and 7 days."})
-    server = cluster.nodes.filter(is_server=True).first()
-    address = addresses.address_of(server) if server else None
-    if address is None:
+    server = cluster.nodes.filter(is_server=True).select_related("port", "hypervisor").first()
+    endpoint = api_forwards.endpoint(server) if server else None
+    if endpoint is None:
         raise Invalid({"cluster": "The cluster has no server address yet."})
     ca = pki.CertificateAuthority(cluster.client_ca_cert, cluster.client_ca_key)
     credential = pki.issue_client(ca, user.get_username(), role, ttl)
@@ -52,7 +52,7 @@ def issue(actor: Actor, cluster: Cluster, role: str, ttl: timedelta = DEFAULT_TT
         )
     return pki.kubeconfig(
         cluster.name,
-        f"https://{address}:6443",
+        endpoint,
         cluster.server_ca_cert,
         user.get_username(),
         credential,

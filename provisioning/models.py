@@ -78,6 +78,9 @@ class Hypervisor(models.Model):
     # Where this host sends and takes tenant networks' VXLAN traffic; blank: its tenant
     # segments reach no other host.
     underlay_address = models.GenericIPAddressField(protocol="IPv4", null=True, blank=True)
+    # Where customers reach this host's forwarded ports (a server node's Kubernetes API);
+    # blank: kubeconfigs name the server's tenant address.
+    public_address = models.GenericIPAddressField(protocol="IPv4", null=True, blank=True)
 
     TRANSITIONS = HYPERVISOR_TRANSITIONS
     STATE_FIELD = "state"
@@ -296,6 +299,9 @@ class Node(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     progressed_at = models.DateTimeField(auto_now_add=True)
     ready_at = models.DateTimeField(null=True, blank=True)
+    # The port of its host's public address forwarded to this server node's 6443
+    # (provisioning.api_forwards).
+    api_port = models.PositiveIntegerField(null=True, blank=True)
 
     organisation_path = "cluster__organisation"
     TRANSITIONS = NODE_TRANSITIONS
@@ -303,7 +309,12 @@ class Node(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["cluster", "name"], name="node_name_per_cluster")
+            models.UniqueConstraint(fields=["cluster", "name"], name="node_name_per_cluster"),
+            models.UniqueConstraint(
+                fields=["hypervisor", "api_port"],
+                condition=models.Q(api_port__isnull=False),
+                name="one_forward_per_host_port",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -18,6 +18,7 @@ from observability import events
 from observability.models import EventState
 from provisioning import (
     addresses,
+    api_forwards,
     enqueue,
     failures,
     faults,
@@ -254,6 +255,7 @@ def release(node: Node) -> None:
         # Before the address goes back: detach needs the node's MAC to look for its lease.
         lease_gone = host_network.detach(node, driver)
         addresses.release(node, quarantine=not lease_gone)
+        api_forwards.release(node)
     else:
         addresses.release(node, quarantine=False)  # never on a host: no lease anywhere
     placement.release(node)

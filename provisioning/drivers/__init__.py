@@ -33,4 +33,7 @@ def get_driver(uri: str) -> HypervisorDriver:
 
     # A host agent opens its host's stored URI as its local one (host_agent --uri).
     local = settings.LIBVIRT_URI_ALIASES.get(uri, uri)
-    return LibvirtDriver(local, None if urlsplit(local).hostname else local_site())
+    # The test driver keeps networks in libvirt; a remote host's agent builds its own.
+    scheme = local.split(":", 1)[0].split("+", 1)[0]
+    builds_here = scheme != "test" and not urlsplit(local).hostname
+    return LibvirtDriver(local, local_site() if builds_here else None)

@@ -102,6 +102,15 @@ class DhcpHost:
 
 
 @dataclass(frozen=True)
+class PortForward:
+    """`port` of the host's public address, forwarded to `address`:`target_port` inside."""
+
+    port: int
+    address: str
+    target_port: int = 6443
+
+
+@dataclass(frozen=True)
 class NetworkSpec:
     name: str
     bridge: str
@@ -118,6 +127,9 @@ class NetworkSpec:
     peers: tuple[str, ...] = ()
     # NAT to the outside through the host (off unless the tenant turned it on).
     egress: bool = False
+    # The host's public address and what of it is forwarded into this network.
+    public_address: str | None = None
+    forwards: tuple[PortForward, ...] = ()
 
 
 @dataclass(frozen=True)

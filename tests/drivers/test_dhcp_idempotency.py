@@ -29,6 +29,7 @@ from provisioning.drivers.base import (
     PermanentDriverError,
     TransientDriverError,
 )
+from provisioning.drivers.hostnet.site import Site
 from provisioning.drivers.libvirt import LibvirtDriver, networks
 from tests.drivers.test_xml import DOMAIN
 
@@ -136,11 +137,15 @@ REAL = NetworkSpec(
     24,
     dhcp_hosts=(replace(A, ip=f"{SUBNET}.2"), replace(B, ip=f"{SUBNET}.3")),
 )
+# The same as a libvirt network: the test driver's kind, whose in-place updates were
+# modelled on what a real libvirtd answers (real hosts build theirs with drivers.hostnet).
+AS_LIBVIRT_NETWORK = replace(REAL, name=f"k3sl-{SUFFIX}", bridge=f"k3slbr{SUFFIX}")
 
 
 @pytest.fixture(scope="module")
-def real() -> Iterator[LibvirtDriver]:
-    driver = LibvirtDriver("qemu:///system")
+def real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LibvirtDriver]:
+    site = Site(tmp_path_factory.mktemp("hostnet"), "http://127.0.0.1:9", "k", prefix="k3sd-")
+    driver = LibvirtDriver("qemu:///system", site)
     try:
         driver.host_facts()
     except DriverError as err:
@@ -151,6 +156,7 @@ def real() -> Iterator[LibvirtDriver]:
         driver.undefine_domain(f"k3sd-{SUFFIX}")
         driver.delete_nwfilter(f"k3sd-{SUFFIX}")
         driver.delete_network(REAL.name)
+        networks.LibvirtNetworks(driver._connection).delete_network(AS_LIBVIRT_NETWORK.name)
         # libvirt keeps a domain's logs after it is gone; this test's go with it.
         console_log = Path(lvxml.console_log_path(f"k3sd-{SUFFIX}"))
         for log in (console_log, console_log.with_name(f"k3sd-{SUFFIX}.log")):
@@ -159,9 +165,11 @@ def real() -> Iterator[LibvirtDriver]:
 
 @pytest.mark.libvirtd
 def test_real_libvirtd_dhcp_entries_converge_from_a_stale_view(real: LibvirtDriver) -> None:
-    real.ensure_network(REAL)
-    a, b = REAL.dhcp_hosts
-    net = real._connection().networkLookupByName(REAL.name)
+    as_libvirt = networks.LibvirtNetworks(real._connection)
+    spec = AS_LIBVIRT_NETWORK
+    as_libvirt.ensure_network(spec)
+    a, b = spec.dhcp_hosts
+    net = real._connection().networkLookupByName(spec.name)
     with pytest.raises(libvirt.libvirtError) as raw:  # what libvirt itself answers
         net.update(
             libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,
@@ -175,14 +183,14 @@ def test_real_libvirtd_dhcp_entries_converge_from_a_stale_view(real: LibvirtDriv
     networks.sync_dhcp_hosts(net, current=(), desired=(a,))
     networks.sync_dhcp_hosts(net, current=(a, b), desired=(a,))
     networks.sync_dhcp_hosts(net, current=(a, b), desired=(a,))  # "couldn't locate": done
-    assert hosts_of(real, REAL.name) == (a,)
-    hostsfile = Path(f"/var/lib/libvirt/dnsmasq/{REAL.name}.hostsfile")
+    assert hosts_of(real, spec.name) == (a,)
+    hostsfile = Path(f"/var/lib/libvirt/dnsmasq/{spec.name}.hostsfile")
     if hostsfile.exists():  # dnsmasq gets the short lease
         assert hostsfile.read_text().strip() == f"{a.mac},{a.ip},{a.name},300s"
-    assert real.dhcp_leases(REAL.name) == ()  # no guest ever asked
+    assert as_libvirt.dhcp_leases(spec.name) == ()  # no guest ever asked
 
 
-def _serial_domain(name: str, network: str, nwfilter: str) -> str:
+def _serial_domain(name: str, bridge: str, nwfilter: str) -> str:
     """A disk-less TCG domain whose BIOS writes to the logged serial console, then stops."""
     root = ET.Element("domain", type="qemu")
     ET.SubElement(root, "name").text = name
@@ -191,8 +199,8 @@ def _serial_domain(name: str, network: str, nwfilter: str) -> str:
     ET.SubElement(os_el, "type").text = "hvm"
     ET.SubElement(os_el, "bios", useserial="yes")
     devices = ET.SubElement(root, "devices")
-    iface = ET.SubElement(devices, "interface", type="network")
-    ET.SubElement(iface, "source", network=network)
+    iface = ET.SubElement(devices, "interface", type="bridge")
+    ET.SubElement(iface, "source", bridge=bridge)
     ET.SubElement(iface, "filterref", filter=nwfilter)
     ET.SubElement(iface, "rom", enabled="no")  # no PXE attempt: the BIOS gives up at once
     serial = ET.SubElement(devices, "serial", type="pty")
@@ -206,7 +214,7 @@ def test_real_libvirtd_console_tail_and_a_shared_nwfilter_in_use(real: LibvirtDr
     name = f"k3sd-{SUFFIX}"
     real.ensure_network(REAL)
     real.ensure_nwfilter(NwfilterSpec(name, f"{SUBNET}.0/24", rules=()))
-    dom = real._connection().defineXML(_serial_domain(name, REAL.name, name))
+    dom = real._connection().defineXML(_serial_domain(name, REAL.bridge, name))
     dom.create()
     deadline = time.monotonic() + 30
     while "No bootable device" not in (tail := real.console_tail(name, 5)):

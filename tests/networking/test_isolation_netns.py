@@ -23,7 +23,7 @@ import pytest
 from networking import services
 from networking.models import Network
 from portal.models import Organisation
-from provisioning import guest_seed, host_network
+from provisioning import api_forwards, guest_seed, host_network
 from provisioning.drivers import metadata_key
 from provisioning.drivers.hostnet import processes
 from provisioning.drivers.hostnet.networks import HostNetworks
@@ -99,8 +99,9 @@ def build(
     lab, hosts = topology.lab, topology.hosts
     for index, hv in enumerate(hypervisors, 1):
         ns = lab.namespace(f"hv{index}")
-        hv.underlay_address = f"192.0.2.{index}"
-        hv.save(update_fields=["underlay_address"])
+        # Its underlay address is where customers reach it too (the forwarded APIs).
+        hv.underlay_address = hv.public_address = f"192.0.2.{index}"
+        hv.save(update_fields=["underlay_address", "public_address"])
         site = Site(run_dir / hv.name, portal_url, metadata_key(), netns=ns, prefix=f"{ns}-")
         hosts[hv.name] = Host(hv, ns, HostNetworks(site))
     first, second = (host.ns for host in hosts.values())
@@ -111,6 +112,8 @@ def build(
     script = run_dir / "udhcpc.sh"
     script.write_text(UDHCPC_SCRIPT)
     script.chmod(0o755)
+    for server in Node.objects.filter(is_server=True).select_related("hypervisor"):
+        api_forwards.allocate(server)  # as attaching a server node does
     for host in hosts.values():
         for network in (topology.net_a, topology.net_b):
             spec = topology.spec(network, host)
@@ -295,6 +298,31 @@ def test_egress_is_nat_where_the_tenant_turned_it_on_only(topology: Topology) ->
     assert outside is not None
     assert topology.lab.ping(a1.ns, outside)  # acme: egress on
     assert not topology.lab.ping(b1.ns, outside)  # bobco: off (the default)
+
+
+def test_a_servers_api_is_forwarded_from_its_hosts_public_address_to_that_server_only(
+    topology: Topology,
+) -> None:
+    """acme's and bobco's servers share hv-1 and the address 10.0.0.2; each has its own
+    port of hv-1's public address. Reached from beyond the host (hv-2's namespace)."""
+    a1 = topology.vm(nodes(topology.net_a)[0])
+    b1 = topology.vm(nodes(topology.net_b)[0])
+    assert a1.ip == b1.ip and a1.node.is_server and b1.node.is_server
+    port_a, port_b = (Node.objects.get(pk=vm.node.pk).api_port for vm in (a1, b1))
+    assert port_a is not None and port_b is not None and port_a != port_b
+    public = topology.hosts["hv-1"].hypervisor.public_address
+    assert public is not None
+    client = topology.hosts["hv-2"].ns
+    for listening, reached, other in ((a1, port_a, port_b), (b1, port_b, port_a)):
+        listener = topology.lab.listen(listening.ns, api_forwards.API_PORT)
+        try:
+            assert topology.lab.connects(client, public, reached)
+            assert not topology.lab.connects(client, public, other)  # the other tenant's
+        finally:
+            listener.kill()
+            listener.wait(timeout=5)
+    # bobco has no egress: its server answers forwarded connections but starts none out.
+    assert not topology.lab.ping(b1.ns, public)
 
 
 def test_the_last_node_leaving_takes_the_whole_segment_with_it(topology: Topology) -> None:

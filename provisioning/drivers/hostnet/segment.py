@@ -9,30 +9,25 @@ so dnsmasq and the metadata proxy of one tenant never see another tenant's addre
 two tenants with one CIDR coexist. The gateway is distributed, as routers are in clouds
 with a router on every host: each host's gateway has the same address and MAC
 (`gateway_mac`), and neither it nor DHCP crosses the VXLAN (`LOCAL_ONLY`, an nftables table
-of the host's bridges), so every guest is answered by its own host. With egress on, a
-second pair (`te<VNI>` / `uplink`) carries the namespace's traffic, masqueraded twice, to
-the host's own routes.
+of the host's bridges), so every guest is answered by its own host. The way out (egress,
+forwarded ports) is `uplink`.
 
 Every step checks what is there first, so running it again converges.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import subprocess
 import tempfile
 
-from provisioning.drivers.base import NetworkSpec, PermanentDriverError
-from provisioning.drivers.hostnet.site import Site, in_ns, run
+from provisioning.drivers.base import NetworkSpec
+from provisioning.drivers.hostnet import uplink
+from provisioning.drivers.hostnet.site import Site, run
 
 VXLAN_PORT = "4789"
 METADATA_ADDRESS = "169.254.169.254"
 GATEWAY_PORT = "gw"
-UPLINK_PORT = "uplink"
 ZERO_MAC = "00:00:00:00:00:00"
-# Each network's egress link gets a /30 of the shared address space (RFC 6598), by VNI.
-TRANSIT = ipaddress.ip_network("100.64.0.0/10")
 
 
 # Bridged frames that stay on their host: DHCP, and anything from or to a gateway.
@@ -64,48 +59,23 @@ def gateway_link(vni: int) -> str:
     return f"tg{vni}"
 
 
-def egress_link(vni: int) -> str:
-    return f"te{vni}"
-
-
-def transit(vni: int) -> tuple[str, str]:
-    """(host end, namespace end) of the network's egress link."""
-    base = int(TRANSIT.network_address) + 4 * (vni % (TRANSIT.num_addresses // 4))
-    return str(ipaddress.ip_address(base + 1)), str(ipaddress.ip_address(base + 2))
-
-
 def ensure(site: Site, spec: NetworkSpec) -> None:
     links = site.links()
     _ensure_bridge(site, spec, links)
     _keep_local(site)
     _ensure_vxlan(site, spec, links)
     _ensure_namespace(site, spec, links)
-    if spec.egress:
-        _ensure_egress(site, spec, links)
-    else:
-        remove_egress(site, spec.segment_id, links)
+    uplink.ensure(site, spec, links)
 
 
 def remove(site: Site, name: str, vni: int, bridge: str) -> None:
     """Everything `ensure` made, whichever parts are still there."""
-    remove_egress(site, vni, site.links())
+    uplink.remove(site, vni, site.links())
     ns = site.tenant_ns(name)
     if ns in site.namespaces():
         run("ip", "netns", "del", ns)  # its veth pairs go with it
     for link in (vxlan_name(vni), gateway_link(vni), bridge):
-        delete_link(site, link)
-
-
-def delete_link(site: Site, link: str) -> None:
-    """Gone afterwards; a veth pair's end may go by itself meanwhile (its peer's namespace
-    was deleted), so "no such device" is done too."""
-    if link not in site.links():
-        return
-    try:
-        site.ip("link", "del", link)
-    except PermanentDriverError:
-        if link in site.links():
-            raise
+        site.delete_link(link)
 
 
 def _ensure_bridge(site: Site, spec: NetworkSpec, links: dict) -> None:
@@ -167,47 +137,3 @@ def _ensure_namespace(site: Site, spec: NetworkSpec, links: dict) -> None:
     run("ip", "-n", ns, "addr", "replace", f"{spec.gateway}/{spec.prefix}", "dev", GATEWAY_PORT)
     run("ip", "-n", ns, "addr", "replace", f"{METADATA_ADDRESS}/32", "dev", GATEWAY_PORT)
     run("ip", "-n", ns, "link", "set", GATEWAY_PORT, "up")
-
-
-def _ensure_egress(site: Site, spec: NetworkSpec, links: dict) -> None:
-    ns = site.tenant_ns(spec.name)
-    link = egress_link(spec.segment_id)
-    host_end, ns_end = transit(spec.segment_id)
-    if link not in links:
-        site.ip("link", "add", link, "type", "veth", "peer", "name", UPLINK_PORT, "netns", ns)
-    site.ip("addr", "replace", f"{host_end}/30", "dev", link)
-    site.ip("link", "set", link, "up")
-    run("ip", "-n", ns, "addr", "replace", f"{ns_end}/30", "dev", UPLINK_PORT)
-    run("ip", "-n", ns, "link", "set", UPLINK_PORT, "up")
-    run("ip", "-n", ns, "route", "replace", "default", "via", host_end)
-    run(*in_ns(ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"))
-    run(*site.in_host("sysctl", "-qw", "net.ipv4.ip_forward=1"))
-    # The tenant's (overlapping) addresses leave as the namespace's transit address, and
-    # that leaves the host as the host's own address.
-    _ensure_rule(in_ns(ns, "iptables"), "-o", UPLINK_PORT, "-j", "MASQUERADE")
-    _ensure_rule(site.in_host("iptables"), *_host_masquerade(spec.segment_id))
-
-
-def remove_egress(site: Site, vni: int, links: dict) -> None:
-    if egress_link(vni) in links:
-        delete_link(site, egress_link(vni))
-    rule = _host_masquerade(vni)
-    iptables = site.in_host("iptables")
-    if _has_rule(iptables, *rule):
-        run(*iptables, "-t", "nat", "-D", "POSTROUTING", *rule)
-
-
-def _host_masquerade(vni: int) -> tuple[str, ...]:
-    _, ns_end = transit(vni)
-    comment = f"k3s-portal egress vni {vni}"
-    return ("-s", f"{ns_end}/32", "-m", "comment", "--comment", comment, "-j", "MASQUERADE")
-
-
-def _has_rule(iptables: list[str], *rule: str) -> bool:
-    check = [*iptables, "-t", "nat", "-C", "POSTROUTING", *rule]
-    return subprocess.run(check, capture_output=True, timeout=30).returncode == 0
-
-
-def _ensure_rule(iptables: list[str], *rule: str) -> None:
-    if not _has_rule(iptables, *rule):
-        run(*iptables, "-t", "nat", "-A", "POSTROUTING", *rule)

@@ -47,6 +47,17 @@ class Site:
     def bridge(self, *args: str) -> str:
         return run(*(["bridge", "-n", self.netns] if self.netns else ["bridge"]), *args)
 
+    def delete_link(self, link: str) -> None:
+        """Gone afterwards; a veth pair's end may go by itself meanwhile (its peer's
+        namespace was deleted), so "no such device" is done too."""
+        if link not in self.links():
+            return
+        try:
+            self.ip("link", "del", link)
+        except PermanentDriverError:
+            if link in self.links():
+                raise
+
     def links(self) -> dict[str, dict[str, Any]]:
         """The host's links by name, with their details (`ip -d -j link`)."""
         return {link["ifname"]: link for link in json.loads(self.ip("-d", "-j", "link", "show"))}

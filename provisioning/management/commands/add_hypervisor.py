@@ -51,6 +51,11 @@ class Command(BaseCommand):
             help="this host's address for tenant networks' VXLAN traffic (else they stay local)",
         )
         parser.add_argument(
+            "--public-address",
+            type=ipv4,
+            help="where customers reach this host: server nodes' APIs are forwarded there",
+        )
+        parser.add_argument(
             "--credentials-file",
             type=Path,
             help="SSH or TLS client key for the URI; stored encrypted",
@@ -81,6 +86,7 @@ class Command(BaseCommand):
             cpu_model=options["cpu_model"],
             machine_type=options["machine_type"],
             underlay_address=options["underlay"],
+            public_address=options["public_address"],
         )
         try:
             virtualisation.check(hypervisor)
