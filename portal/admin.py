@@ -46,8 +46,13 @@ class AuditEntryAdmin(admin.ModelAdmin):
     list_filter = ["action"]
     search_fields = ["target_repr", "target_id"]
 
+    # The log is append-only, for staff too: no one adds (forges), changes or deletes an
+    # entry here; PostgreSQL refuses changes and deletions below the ORM as well.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False  # the log is append-only
+        return False
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
