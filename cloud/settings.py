@@ -22,6 +22,9 @@ DEBUG = env.bool("DEBUG", False)
 # (embedded mode). Importing settings only reads: with neither, Django refuses to sign
 # and portal.secrets refuses to encrypt, each with a one-line error naming the fix.
 SECRET_KEY = env.str("SECRET_KEY", "") or secret_file(DATA_DIR / "secret_key")
+# Rotating SECRET_KEY: put the old one here until no live node needs it (guest tokens and
+# metadata proxies' signatures are checked against these too), then drop it.
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 # Fernet keys for secrets at rest (cluster CA keys, join tokens, hypervisor credentials);
 # the first encrypts, all decrypt, so keys can be rotated by prepending a new one.
 FERNET_KEYS = env.list("FERNET_KEYS", []) or [

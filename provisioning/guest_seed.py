@@ -2,7 +2,13 @@
 
 A node's token is derived (HMAC of the node's id under SECRET_KEY), so the worker can put
 it in the domain's SMBIOS serial without storing it; only its SHA-256 digest is stored,
-and clearing the digest revokes it when the node is deleted.
+and clearing the digest revokes it when the node is deleted. A node keeps the token it was
+given across a rotation of SECRET_KEY: it is re-derived under whichever key (the current
+one or one of SECRET_KEY_FALLBACKS) gave the stored digest, and the seed hands the agent
+the very token it was fetched with.
+
+The seed's secrets (the join token, the cluster's CA keys) are served only while the node
+is being provisioned; afterwards user-data is gone (410).
 """
 
 import hashlib
@@ -23,9 +29,12 @@ PHONE_HOME_PATH = "/api/v1/guest/phone-home"
 
 
 def node_token(node: Node) -> str:
-    return hmac.new(
-        settings.SECRET_KEY.encode(), f"guest:{node.uuid}".encode(), hashlib.sha256
-    ).hexdigest()
+    """The node's token: under the key its stored digest was made with, else the current."""
+    tokens = [
+        hmac.new(key.encode(), f"guest:{node.uuid}".encode(), hashlib.sha256).hexdigest()
+        for key in (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS)
+    ]
+    return next((t for t in tokens if token_digest(t) == node.token_digest), tokens[0])
 
 
 def token_digest(token: str) -> str:
@@ -107,12 +116,12 @@ def _public_address(node: Node) -> str:
     return hypervisor.public_address or ""
 
 
-def user_data(node: Node) -> str:
-    """#cloud-config: the agent, its settings, and on the server the CAs and RBAC."""
+def user_data(node: Node, token: str) -> str:
+    """#cloud-config: the agent, its settings (`token`: the one the seed was fetched with),
+    and on the server the CAs and RBAC."""
     cluster = node.cluster
     server = cluster.nodes.filter(is_server=True).first()
     phone_home = settings.METADATA_URL + PHONE_HOME_PATH
-    token = node_token(node)
     env = {
         "PHONE_HOME_URL": phone_home,
         "NODE_TOKEN": token,

@@ -19,7 +19,7 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from provisioning import addresses, guest_seed, phone_home
-from provisioning.drivers import metadata_key
+from provisioning.drivers import metadata_keys
 from provisioning.drivers.hostnet.metadata_proxy import (
     ADDRESS_HEADER,
     NETWORK_HEADER,
@@ -28,13 +28,16 @@ from provisioning.drivers.hostnet.metadata_proxy import (
 )
 from provisioning.models import Node
 from provisioning.serializers import PhoneHomeInput
+from provisioning.states import NodeStatus as N
 
-DOCUMENTS: dict[str, Callable[[Node], str]] = {
-    "meta-data": guest_seed.meta_data,
+DOCUMENTS: dict[str, Callable[[Node, str], str]] = {
+    "meta-data": lambda node, token: guest_seed.meta_data(node),
     "user-data": guest_seed.user_data,
-    "network-config": guest_seed.network_config,
-    "vendor-data": lambda node: "",
+    "network-config": lambda node, token: guest_seed.network_config(node),
+    "vendor-data": lambda node, token: "",
 }
+# What holds the cluster's secrets: served while the node is provisioned, then gone.
+SECRET_DOCUMENTS = {"user-data"}
 
 
 def asking_node(request: HttpRequest | Request, token: str) -> Node | None:
@@ -45,8 +48,13 @@ def asking_node(request: HttpRequest | Request, token: str) -> Node | None:
     if node is None or network is None:
         return node
     address = request.headers.get(ADDRESS_HEADER, "")
-    expected = signature(metadata_key(), network, address, request.get_full_path())
-    if not hmac.compare_digest(expected, request.headers.get(SIGNATURE_HEADER, "")):
+    signed = request.headers.get(SIGNATURE_HEADER, "")
+    path = request.get_full_path()
+    # A proxy started before a SECRET_KEY rotation signs with the old key.
+    if not any(
+        hmac.compare_digest(signature(key, network, address, path), signed)
+        for key in metadata_keys()
+    ):
         return None
     try:
         same_network = uuid.UUID(network) == node.cluster.network.uuid
@@ -61,7 +69,13 @@ def seed_document(request: HttpRequest, token: str, document: str) -> HttpRespon
     node = asking_node(request, token) if render else None
     if node is None or render is None:
         raise Http404("No such seed.")
-    return HttpResponse(render(node), content_type="text/plain; charset=utf-8")
+    if document in SECRET_DOCUMENTS and node.status not in (N.PENDING, N.PROVISIONING):
+        return HttpResponse(
+            "Gone: the seed's secrets are served only while the node is provisioned.\n",
+            status=410,
+            content_type="text/plain; charset=utf-8",
+        )
+    return HttpResponse(render(node, token), content_type="text/plain; charset=utf-8")
 
 
 class PhoneHomeThrottle(SimpleRateThrottle):

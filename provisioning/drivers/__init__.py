@@ -12,9 +12,15 @@ from provisioning.drivers.base import HypervisorDriver
 from provisioning.drivers.hostnet.site import Site
 
 
-def metadata_key() -> str:
+def metadata_key(secret: str | None = None) -> str:
     """What metadata proxies sign with; the portal checks with the same (guest_views)."""
-    return salted_hmac("provisioning.metadata-proxy", "signing key").hexdigest()
+    return salted_hmac("provisioning.metadata-proxy", "signing key", secret=secret).hexdigest()
+
+
+def metadata_keys() -> list[str]:
+    """The current key, then those of SECRET_KEY_FALLBACKS (proxies started before a
+    rotation)."""
+    return [metadata_key(), *(metadata_key(old) for old in settings.SECRET_KEY_FALLBACKS)]
 
 
 def local_site() -> Site:

@@ -49,12 +49,12 @@ def test_each_server_gets_a_port_of_its_hosts_public_address(
     )
     public = PUBLIC[hosts[0].name]
     assert config["clusters"][0]["cluster"]["server"] == f"https://{public}:16443"
-    assert f"K3S_TLS_SAN={public}" in guest_seed.user_data(servers[0])
+    assert f"K3S_TLS_SAN={public}" in guest_seed.user_data(servers[0], "t")
     third = yaml.safe_load(
         client.get(f"/api/v1/clusters/{clusters[2]['id']}/kubeconfig?role=admin").content
     )
     assert third["clusters"][0]["cluster"]["server"] == f"https://{servers[2].port.address}:6443"  # type: ignore[union-attr]
-    assert "K3S_TLS_SAN=''" in guest_seed.user_data(servers[2])
+    assert "K3S_TLS_SAN=''" in guest_seed.user_data(servers[2], "t")
 
     # Deleting the first cluster gives its port back; the next server takes it.
     assert client.delete(f"/api/v1/clusters/{clusters[0]['id']}").status_code == 202

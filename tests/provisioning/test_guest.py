@@ -150,6 +150,46 @@ def test_through_the_metadata_proxy_a_seed_opens_only_for_its_own_node(
     assert post(proxied(server, PHONE_HOME)) == 200
 
 
+def test_a_live_node_keeps_its_token_across_a_secret_key_rotation(
+    booted: list[Node], settings: Any
+) -> None:
+    server = booted[0]
+    token = guest_seed.node_token(server)
+    serial = guest_seed.smbios_serial(server)
+    proxy_key = metadata_key()
+    own = f"/guest/{token}/user-data"
+    client = Client()
+    old = settings.SECRET_KEY
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "rotated-" + "k" * 50, [old]
+    # Re-derived under the old key (a reconciled domain gets the same serial)...
+    assert guest_seed.node_token(server) == token
+    assert guest_seed.smbios_serial(server) == serial
+    # ...and a proxy started before the rotation still signs acceptably.
+    assert client.get(own, headers=proxied(server, own, key=proxy_key)).status_code == 200
+    settings.SECRET_KEY_FALLBACKS = []  # the old key is gone for good
+    assert client.get(own, headers=proxied(server, own, key=proxy_key)).status_code == 404
+    # The token itself is only ever compared by digest: the seed still opens, and hands the
+    # agent the token it was fetched with, so its reports keep being accepted.
+    seed = client.get(own)
+    assert seed.status_code == 200
+    assert f"NODE_TOKEN={token}" in seed.content.decode()
+    assert report(server, "cloud_init", "started").status_code == 404  # re-derived: new key
+    payload = {"token": token, "step": "cloud_init", "state": "started"}
+    assert client.post(PHONE_HOME, payload, content_type="application/json").status_code == 200
+
+
+def test_the_seeds_secrets_are_gone_once_the_node_is_provisioned(booted: list[Node]) -> None:
+    server = booted[0]
+    base = f"/guest/{guest_seed.node_token(server)}/"
+    client = Client()
+    assert client.get(base + "user-data").status_code == 200
+    walk(server, "cloud_init", "fetch_deps", "launch_k3s")
+    assert Node.objects.get(pk=server.pk).status == NodeStatus.RUNNING
+    gone = client.get(base + "user-data")
+    assert gone.status_code == 410 and b"BEGIN" not in gone.content
+    assert client.get(base + "meta-data").status_code == 200  # no secret in it
+
+
 def test_steps_must_come_in_order_and_agents_wait_for_the_server(booted: list[Node]) -> None:
     server, agent = booted[0], booted[1]
     assert report(server, "fetch_deps", "started").status_code == 400
