@@ -143,6 +143,12 @@ def test_create_form_refuses_bad_input_in_place(tab: Tab, portal: Portal) -> Non
     expect(pool_row).to_have_class(re.compile(r"\binvalid\b"))
     expect(pool_row.locator(".error")).to_contain_text("count")
     expect(pool_row.get_by_label("Nodes")).to_have_value("0")
+    # A pool added and removed again, by the page's own script (no inline handlers: the
+    # Content-Security-Policy forbids them, and any violation is a console error here).
+    page.get_by_role("button", name="Add pool").click()
+    expect(page.locator(".pool-row")).to_have_count(2)
+    page.locator(".pool-row").nth(1).get_by_role("button", name="Remove this pool").click()
+    expect(page.locator(".pool-row")).to_have_count(1)
 
     assert cluster_names(page) <= before, "a refused form must not create a cluster"
     assert_no_errors(tab, portal)
@@ -190,7 +196,8 @@ def test_launch_watch_live_download_and_delete(tab: Tab, portal: Portal, review_
     page.goto("/accounts/login/")
     tab.shot(review_dir, "login")
     log_in(tab, portal)
-    page.goto("/tokens/")
+    tokens = page.goto("/tokens/")
+    assert tokens is not None and "script-src 'self'" in tokens.headers["content-security-policy"]
     tab.shot(review_dir, "tokens")
 
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Clusters").click()
