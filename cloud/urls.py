@@ -1,6 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from portal.second_factor import VerifiedAdminSite
+
+# Staff enter the admin only after their second factor (portal.second_factor).
+admin.site.__class__ = VerifiedAdminSite
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("portal.urls_accounts")),

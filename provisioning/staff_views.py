@@ -1,22 +1,20 @@
 """The staff console's hypervisor page: capacity, state and last sync of every host."""
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from portal import access
+from portal.second_factor import staff_verified_required
 from provisioning import inventory
 from provisioning.models import Hypervisor
 
 _CHANGES = {"cordon": inventory.cordon, "uncordon": inventory.uncordon}
 
 
-@login_required
+@staff_verified_required
 def staff_hypervisor_list(request: HttpRequest) -> HttpResponse:
     """GET the table; POST `name` and `action` (cordon/uncordon), then back to the table."""
-    if not request.user.is_staff:
-        raise Http404
     if request.method == "POST":
         change = _CHANGES.get(request.POST.get("action", ""))
         if change is None:

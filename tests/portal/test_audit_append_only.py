@@ -9,6 +9,7 @@ from django.test import Client
 from portal import audit
 from portal.actor import Actor, Via
 from portal.models import AuditEntry, Organisation
+from tests import second_factor
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +23,9 @@ def entry(alice: User, acme: Organisation) -> AuditEntry:
 
 def test_the_admin_offers_no_add_change_or_delete(entry: AuditEntry) -> None:
     client = Client()
-    client.force_login(User.objects.create_superuser("root", "root@example.com", "root-pass-1"))
+    second_factor.verified(
+        client, User.objects.create_superuser("root", "root@example.com", "root-pass-1")
+    )
     base = "/admin/portal/auditentry/"
     assert client.get(base).status_code == 200  # reading is fine
     assert client.get(f"{base}add/").status_code == 403

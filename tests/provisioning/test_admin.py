@@ -7,6 +7,7 @@ from pytest_django import DjangoAssertNumQueries
 
 from portal.models import AuditEntry
 from provisioning.models import Hypervisor, HypervisorState, Region
+from tests import second_factor
 from tests.portal.at_rest import stored
 from tests.provisioning import inventory_fixtures
 from tests.provisioning.inventory_fixtures import MakeHost
@@ -24,7 +25,9 @@ CHANGELIST = "/admin/provisioning/hypervisor/"
 @pytest.fixture
 def admin_client(db: None) -> Client:
     client = Client()
-    client.force_login(User.objects.create_superuser("root", "root@example.com", "root-pass-1"))
+    second_factor.verified(
+        client, User.objects.create_superuser("root", "root@example.com", "root-pass-1")
+    )
     return client
 
 

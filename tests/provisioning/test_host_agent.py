@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -19,6 +20,7 @@ from provisioning import placement, queues
 from provisioning.management.commands import host_agent
 from provisioning.models import Hypervisor, NodeSize, Region
 from provisioning.tasks import inventory as inventory_tasks
+from tests import second_factor
 from tests.provisioning import inventory_fixtures
 from tests.provisioning.conftest import MakeSizedHost
 from tests.provisioning.factories import make_cluster_node
@@ -282,8 +284,7 @@ def test_staff_page_shows_virtualisation_and_agent_heartbeat(
     sized_host("unseen", 8, 16384, region)
     Hypervisor.objects.filter(name__in=["seen", "unseen"]).update(uri="qemu+ssh://h/system")
     sized_host("zz-test", 8, 16384, region)  # libvirt's test driver: no virtualisation
-    client = APIClient()
-    client.force_login(staff)
+    client = second_factor.verified(Client(), staff)
 
     page = client.get("/staff/hypervisors/").content.decode()
 

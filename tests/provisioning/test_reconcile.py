@@ -20,6 +20,7 @@ from provisioning.models import Hypervisor, Node, OrphanDomain, Region
 from provisioning.reconcile import Report, reconcile_hypervisor
 from provisioning.states import NodeStatus
 from provisioning.tasks.reconcile import reconcile_all
+from tests import second_factor
 from tests.provisioning.inventory_fixtures import UNREACHABLE_URI
 from tests.provisioning.test_launch import launch
 
@@ -41,7 +42,9 @@ def nodes(demo_cloud: Region, alice: User, acme: Organisation, api_for: Any) -> 
 @pytest.fixture
 def admin_client(db: None) -> Client:
     client = Client()
-    client.force_login(User.objects.create_superuser("root", "root@example.com", "root-pass-1"))
+    second_factor.verified(
+        client, User.objects.create_superuser("root", "root@example.com", "root-pass-1")
+    )
     return client
 
 
