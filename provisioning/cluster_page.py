@@ -47,16 +47,27 @@ def _step_cells(node: Node) -> list[dict[str, Any]]:
     return cells
 
 
+def phase(cluster: Cluster) -> str:
+    """What the page says the cluster is doing: a launch again after it was ready once is
+    a scale (or a retry), not a new launch."""
+    if cluster.status in CLUSTER_LAUNCHING:
+        return "scaling" if cluster.ready_at else "launching"
+    return str(cluster.status)
+
+
 def live_context(cluster: Cluster) -> dict[str, Any]:
     nodes = list(cluster.nodes.all())
-    events = list(Event.objects.filter(cluster=cluster).order_by("-id")[:TIMELINE])[::-1]
-    progress = events[-1].progress if events else 0
+    # Newest first: what just happened is at the top, in view as it arrives.
+    events = list(Event.objects.filter(cluster=cluster).order_by("-id")[:TIMELINE])
+    progress = events[0].progress if events else 0
     launching = cluster.status in CLUSTER_LAUNCHING
     total = None
     if cluster.ready_at:
         total = (cluster.ready_at - cluster.created_at).total_seconds()
     return {
         "cluster": cluster,
+        "phase": phase(cluster),
+        "ready_nodes": sum(1 for n in nodes if n.status == NodeStatus.RUNNING),
         "launching": launching,
         "progress": progress,
         "eta_seconds": eta.remaining_seconds(cluster) if launching else None,
@@ -71,7 +82,7 @@ def live_context(cluster: Cluster) -> dict[str, Any]:
             for node in nodes
         ],
         "events": events,
-        "last_event_id": events[-1].id if events else 0,
+        "last_event_id": events[0].id if events else 0,
         "steps": steps.TABLE,
     }
 

@@ -131,7 +131,7 @@ def cluster_create(request: HttpRequest) -> HttpResponse:
             except Invalid as error:
                 errors = _flatten(error.message_dict)
             else:
-                messages.success(request, f"Launching {cluster.name}.")
+                messages.success(request, f"Launching {cluster.name}.", extra_tags=LIVE_BANNER)
                 return redirect("provisioning:cluster_detail", cluster.uuid)
     for index, pool in enumerate(data["pools"]):
         prefix = f"pools.{index}."
@@ -199,6 +199,11 @@ def cluster_detail(request: HtmxHttpRequest, cluster_id: str) -> HttpResponse:
     return render(request, "provisioning/cluster_detail.html", context)
 
 
+# What a banner says about an action under way; the live page shows how it goes, so the
+# banner leaves with the first live update (static/js/portal.js).
+LIVE_BANNER = "transient"
+
+
 def _changeable(request: HttpRequest, cluster_id: str) -> Cluster:
     return access.get_or_404(Cluster.objects.all(), request, Action.CHANGE, uuid=cluster_id)
 
@@ -215,7 +220,11 @@ def cluster_delete(request: HttpRequest, cluster_id: str) -> HttpResponse:
         messages.error(request, f"Type the cluster's name ({cluster.name}) to delete it.")
         return redirect("provisioning:cluster_detail", cluster.uuid)
     services.delete_cluster(access.actor(request), cluster)
-    messages.success(request, f"Deleting {cluster.name}; its resources are being given back.")
+    messages.success(
+        request,
+        f"Deleting {cluster.name}; its resources are being given back.",
+        extra_tags=LIVE_BANNER,
+    )
     return redirect("provisioning:cluster_detail", cluster.uuid)
 
 
@@ -229,7 +238,7 @@ def cluster_scale(request: HttpRequest, cluster_id: str, pool_name: str) -> Http
     try:
         count = int(request.POST.get("count", ""))
         services.scale_pool(access.actor(request), pool, count)
-        messages.success(request, f"Scaling {pool.name} to {count}.")
+        messages.success(request, f"Scaling {pool.name} to {count}.", extra_tags=LIVE_BANNER)
     except ValueError:
         messages.error(request, "The node count must be a whole number.")
     except Invalid as error:
@@ -243,7 +252,7 @@ def cluster_retry(request: HttpRequest, cluster_id: str) -> HttpResponse:
     cluster = _changeable(request, cluster_id)
     try:
         names = services.retry_failed(access.actor(request), cluster)
-        messages.success(request, f"Retrying {', '.join(names)}.")
+        messages.success(request, f"Retrying {', '.join(names)}.", extra_tags=LIVE_BANNER)
     except Invalid as error:
         _report(request, error)
     return redirect("provisioning:cluster_detail", cluster.uuid)

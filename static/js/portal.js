@@ -18,3 +18,7 @@ document.addEventListener("htmx:confirm", (event) => {
     event.preventDefault();
   }
 });
+// A banner about an action under way ("Launching web.") goes once the page shows it live.
+document.addEventListener("htmx:oobAfterSwap", () => {
+  document.querySelectorAll(".msg.transient").forEach((banner) => banner.remove());
+});

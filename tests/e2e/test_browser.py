@@ -276,7 +276,13 @@ def test_launch_watch_live_download_and_delete(tab: Tab, portal: Portal, review_
     page.get_by_text("Delete this cluster").click()
     page.get_by_label(re.compile("to confirm")).fill(name)
     page.get_by_role("button", name="Delete", exact=True).click()
-    expect(page.locator(".msg.success")).to_contain_text(f"Deleting {name}")
     expect(page.locator("#status-badge")).to_have_text("deleted", timeout=30_000)
+    # The page says deleted, and only that: no progress bar, no kubeconfig to download,
+    # no "Deleting ..." banner left over; the newest event heads the timeline.
+    expect(page.locator("#progress h2")).to_have_text("Deleted")
+    expect(page.get_by_role("progressbar")).to_have_count(0)
+    expect(page.get_by_role("button", name="Download kubeconfig")).to_have_count(0)
+    expect(page.locator(".msg.transient")).to_have_count(0)
+    expect(page.locator("#timeline li").first).to_contain_text("Cluster deleted")
     assert name not in cluster_names(page)
     assert_no_errors(tab, portal)

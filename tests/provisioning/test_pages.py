@@ -121,3 +121,29 @@ def test_over_quota_is_a_form_error_not_a_crash(demo_cloud, alice, acme, browser
     assert response.status_code == 400
     assert "Over your organisation&#x27;s quota: nodes 3 of 2." in response.content.decode()
     assert not Cluster.objects.exists()
+
+
+def test_a_cluster_scaling_up_says_scaling_and_a_deleted_one_says_deleted(
+    demo_cloud, alice, browser_for, settings
+) -> None:
+    client = browser_for(alice)
+    cluster = created(client)  # running: the simulator played every guest step
+    detail = reverse("provisioning:cluster_detail", args=[cluster.uuid])
+    settings.GUEST_SIMULATOR = False  # the new node's guest stays silent
+    client.post(
+        reverse("provisioning:cluster_scale", args=[cluster.uuid, "workers"]), {"count": "4"}
+    )
+    assert Cluster.objects.get(pk=cluster.pk).status == "provisioning"
+    html = client.get(detail).content.decode()
+    assert "<h2>Scaling</h2>" in html and "3 of 4 nodes ready" in html
+    assert ">scaling</span>" in html and "Launch progress" not in html
+    assert '<li class="msg transient success">Scaling workers to 4.</li>' in html  # until live
+
+    client.post(
+        reverse("provisioning:cluster_delete", args=[cluster.uuid]), {"confirm_name": "web"}
+    )
+    assert Cluster.objects.get(pk=cluster.pk).status == "deleted"
+    html = client.get(detail).content.decode()
+    assert "<h2>Deleted</h2>" in html and ">deleted</span>" in html
+    assert "Download kubeconfig" not in html and 'role="progressbar"' not in html
+    assert html.index("Cluster deleted") < html.index("Cluster requested")  # newest first
