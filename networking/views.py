@@ -88,6 +88,9 @@ def network_delete(request: HttpRequest, pk: str) -> HttpResponse:
     network = access.get_or_404(
         Network.objects.live().select_related("organisation"), request, Action.CHANGE, uuid=pk
     )
+    if request.POST.get("confirm") != network.name:
+        messages.error(request, f"Confirm deleting {network.name} first.")
+        return redirect("networking:network_list")
     try:
         services.delete_network(access.actor(request), network)
     except services.InUse as error:

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import User
@@ -14,6 +16,15 @@ class SignupForm(UserCreationForm):
     class Meta(UserCreationForm.Meta):
         model = User
         fields = ("username", "email")
+
+    def __init__(self, *args: Any, joining: bool = False, **kwargs: Any) -> None:
+        """`joining`: the account comes to accept an invitation, so an organisation of
+        its own is optional."""
+        super().__init__(*args, **kwargs)
+        if joining:
+            field = self.fields["organisation"]
+            field.required = False
+            field.help_text = "Optional: you are joining an organisation by invitation."
 
 
 class TokenForm(forms.Form):

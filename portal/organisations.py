@@ -84,13 +84,7 @@ def invite(
         invited_by=actor.user,
         expires_at=timezone.now() + INVITATION_LIFETIME,
     )
-    url = link(raw)
-    send_mail(
-        f"Join {organisation.name} on the K3s portal",
-        f"You are invited to join {organisation.name} as {role.label.lower()}.\n\n{url}\n",
-        None,
-        [email],
-    )
+    url = _mail_invitation(invitation, link(raw))
     audit.record(
         "invitation.create",
         invitation,
@@ -100,6 +94,43 @@ def invite(
         role=role.value,
     )
     return url
+
+
+def _mail_invitation(invitation: Invitation, url: str) -> str:
+    role = Role(invitation.role).label.lower()
+    name = invitation.organisation.name
+    send_mail(
+        f"Join {name} on the K3s portal",
+        f"You are invited to join {name} as {role}.\n\n{url}\n",
+        None,
+        [invitation.email],
+    )
+    return url
+
+
+def resend_invitation(actor: Actor, invitation: Invitation, link: Callable[[str], str]) -> str:
+    """A new link (the old one stops working) and a new lifetime, mailed again."""
+    actor.require(Action.ADMIN, invitation.organisation)
+    raw = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        invitation.digest = digest(raw)
+        invitation.expires_at = timezone.now() + INVITATION_LIFETIME
+        invitation.save(update_fields=["digest", "expires_at"])
+        audit.record("invitation.resend", invitation, actor, organisation=invitation.organisation)
+    return _mail_invitation(invitation, link(raw))
+
+
+def revoke_invitation(actor: Actor, invitation: Invitation) -> None:
+    actor.require(Action.ADMIN, invitation.organisation)
+    with transaction.atomic():
+        audit.record(
+            "invitation.revoke",
+            invitation,
+            actor,
+            organisation=invitation.organisation,
+            email=invitation.email,
+        )
+        invitation.delete()
 
 
 def pending_invitation(raw: str) -> Invitation | None:

@@ -12,5 +12,15 @@ urlpatterns = [
     path("members/", views.member_list, name="member_list"),
     path("members/<uuid:membership_uuid>/role/", views.member_role, name="member_role"),
     path("members/<uuid:membership_uuid>/remove/", views.member_remove, name="member_remove"),
+    path(
+        "members/invitations/<uuid:invitation_uuid>/resend/",
+        views.invitation_resend,
+        name="invitation_resend",
+    ),
+    path(
+        "members/invitations/<uuid:invitation_uuid>/revoke/",
+        views.invitation_revoke,
+        name="invitation_revoke",
+    ),
     path("invitations/<str:raw>/", views.accept_invitation, name="accept_invitation"),
 ]

@@ -1,5 +1,6 @@
 """Account pages: sign-up, organisation switcher, members and invitations, API tokens."""
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.contrib import messages
@@ -9,28 +10,39 @@ from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from portal import access, audit, organisations, tokens
 from portal.actor import Action
 from portal.errors import Invalid
 from portal.forms import InvitationForm, RoleForm, SignupForm, TokenForm
-from portal.models import ApiToken, Membership, Organisation, Role
+from portal.models import ApiToken, Invitation, Membership, Organisation, Role
+
+
+def _invitation_next(request: HttpRequest) -> str:
+    """The invitation page a visitor came from (its link led to log in, then sign up)."""
+    wanted = request.POST.get("next") or request.GET.get("next") or ""
+    safe = url_has_allowed_host_and_scheme(wanted, {request.get_host()})
+    return wanted if safe and wanted.startswith("/invitations/") else ""
 
 
 def signup(request: HttpRequest) -> HttpResponse:
-    form = SignupForm(request.POST or None)
+    """A new account. Coming from an invitation, it needs no organisation of its own and
+    goes back to the invitation to accept it."""
+    joining = _invitation_next(request)
+    form = SignupForm(request.POST or None, joining=bool(joining))
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
             user = form.save()
-            organisation = organisations.create_organisation(
-                user, form.cleaned_data["organisation"]
-            )
+            name = form.cleaned_data["organisation"]
+            organisation = organisations.create_organisation(user, name) if name else None
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        request.session[access.SESSION_KEY] = str(organisation.uuid)
-        messages.success(request, f"Welcome! {organisation.name} is ready.")
-        return redirect("portal:home")
-    return render(request, "registration/signup.html", {"form": form})
+        if organisation is not None:
+            request.session[access.SESSION_KEY] = str(organisation.uuid)
+            messages.success(request, f"Welcome! {organisation.name} is ready.")
+        return redirect(joining or "portal:home")
+    return render(request, "registration/signup.html", {"form": form, "next": joining})
 
 
 @login_required
@@ -96,7 +108,7 @@ def member_list(request: HttpRequest) -> HttpResponse:
             organisation,
             form.cleaned_data["email"],
             Role(form.cleaned_data["role"]),
-            lambda raw: request.build_absolute_uri(reverse("portal:accept_invitation", args=[raw])),
+            _invitation_link(request),
         )
         messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
         return redirect("portal:member_list")
@@ -143,11 +155,47 @@ def member_role(request: HttpRequest, membership_uuid: str) -> HttpResponse:
 @require_POST
 def member_remove(request: HttpRequest, membership_uuid: str) -> HttpResponse:
     membership = _membership_for_owner(request, membership_uuid)
+    if request.POST.get("confirm") != membership.user.username:
+        messages.error(request, f"Confirm removing {membership.user} first.")
+        return redirect("portal:member_list")
     try:
         organisations.remove_member(access.actor(request), membership)
         messages.success(request, f"{membership.user} removed.")
     except Invalid as error:
         messages.error(request, " ".join(error.messages))
+    return redirect("portal:member_list")
+
+
+def _invitation_for_owner(request: HttpRequest, invitation_uuid: str) -> Invitation:
+    return access.get_or_404(
+        Invitation.objects.select_related("organisation").filter(accepted_at__isnull=True),
+        request,
+        Action.ADMIN,
+        uuid=invitation_uuid,
+    )
+
+
+def _invitation_link(request: HttpRequest) -> Callable[[str], str]:
+    return lambda raw: request.build_absolute_uri(reverse("portal:accept_invitation", args=[raw]))
+
+
+@login_required
+@require_POST
+def invitation_resend(request: HttpRequest, invitation_uuid: str) -> HttpResponse:
+    invitation = _invitation_for_owner(request, invitation_uuid)
+    organisations.resend_invitation(access.actor(request), invitation, _invitation_link(request))
+    messages.success(request, f"Invitation sent to {invitation.email} again (a new link).")
+    return redirect("portal:member_list")
+
+
+@login_required
+@require_POST
+def invitation_revoke(request: HttpRequest, invitation_uuid: str) -> HttpResponse:
+    invitation = _invitation_for_owner(request, invitation_uuid)
+    organisations.revoke_invitation(access.actor(request), invitation)
+    messages.success(
+        request, f"Invitation for {invitation.email} revoked; its link no longer works."
+    )
     return redirect("portal:member_list")
 
 

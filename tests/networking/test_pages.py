@@ -37,9 +37,22 @@ def test_deleting_a_network_in_use_explains_why(
     hypervisors: list[Hypervisor],
 ) -> None:
     make_cluster(acme_net, hypervisors[:1], name="shop")
-    page = browser_for(alice).post(f"/networks/{acme_net.uuid}/delete/", follow=True)
+    delete = f"/networks/{acme_net.uuid}/delete/"
+    page = browser_for(alice).post(delete, {"confirm": "web"}, follow=True)
     assert b"Network web is used by: shop. Delete those clusters first." in page.content
     assert Network.objects.live().filter(pk=acme_net.pk).exists()
+
+
+def test_deleting_a_network_needs_its_confirmation(
+    browser_for: Browser, alice: User, acme_net: Network
+) -> None:
+    browser = browser_for(alice)
+    delete = f"/networks/{acme_net.uuid}/delete/"
+    page = browser.post(delete, follow=True).content.decode()
+    assert "Confirm deleting web first." in page and "<summary>Delete</summary>" in page
+    assert Network.objects.live().filter(pk=acme_net.pk).exists()
+    browser.post(delete, {"confirm": "web"})
+    assert not Network.objects.live().filter(pk=acme_net.pk).exists()
 
 
 def test_firewall_rules_edit_inline(

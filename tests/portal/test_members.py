@@ -5,9 +5,10 @@ import re
 import pytest
 from django.contrib.auth.models import User
 from django.core import mail
+from django.test import Client
 from django.urls import reverse
 
-from portal.models import AuditEntry, Membership, Organisation, Role
+from portal.models import AuditEntry, Invitation, Membership, Organisation, Role
 
 pytestmark = pytest.mark.django_db
 
@@ -44,7 +45,13 @@ def test_owner_changes_role_and_removes(alice: User, charlie: User, browser_for)
     client.post(reverse("portal:member_role", args=[membership.uuid]), {"role": "member"})
     membership.refresh_from_db()
     assert membership.role == Role.MEMBER
-    client.post(reverse("portal:member_remove", args=[membership.uuid]))
+    remove = reverse("portal:member_remove", args=[membership.uuid])
+    client.post(remove)  # not confirmed: nothing happens
+    assert Membership.objects.filter(pk=membership.pk).exists()
+    page = client.get(reverse("portal:member_list")).content.decode()
+    assert "Confirm removing charlie first." in page
+    assert "<summary>Remove</summary>" in page  # the confirmation step on the page
+    client.post(remove, {"confirm": "charlie"})
     assert not Membership.objects.filter(pk=membership.pk).exists()
     actions = set(AuditEntry.objects.values_list("action", flat=True))
     assert {"membership.role", "membership.remove"} <= actions
@@ -70,3 +77,60 @@ def test_foreign_membership_is_404(bob: User, alice: User, browser_for) -> None:
     response = browser_for(bob).post(reverse("portal:member_remove", args=[own.uuid]))
     assert response.status_code == 404
     assert Membership.objects.filter(pk=own.pk).exists()
+
+
+def invite(client, email: str = "dan@example.com") -> str:
+    client.post(reverse("portal:member_list"), {"email": email, "role": "member"})
+    found = re.search(r"http://testserver(\S+)", str(mail.outbox[-1].body))
+    assert found is not None
+    return found.group(1)
+
+
+def test_an_invitation_survives_signing_up(alice: User, acme: Organisation, browser_for) -> None:
+    link = invite(browser_for(alice))
+    visitor = Client()
+    to_login = visitor.get(link)
+    assert to_login.status_code == 302 and to_login["Location"].startswith("/accounts/login/")
+    login_page = visitor.get(to_login["Location"]).content.decode()
+    signup = re.search(r'href="(/accounts/signup/\?next=[^"]+)"', login_page)
+    assert signup is not None  # the way to sign up keeps where the visitor was going
+    form = visitor.get(signup.group(1).replace("&amp;", "&"))
+    assert b"Optional: you are joining an organisation by invitation." in form.content
+    joined = visitor.post(
+        signup.group(1).replace("&amp;", "&"),
+        {
+            "username": "dan",
+            "email": "dan@example.com",
+            "password1": "dan-pass-12345",
+            "password2": "dan-pass-12345",
+            "next": link,
+        },
+    )
+    assert joined.status_code == 302 and joined["Location"] == link  # back to the invitation
+    assert visitor.post(link).status_code == 302
+    dan = User.objects.get(username="dan")
+    assert list(Membership.objects.filter(user=dan).values_list("organisation", "role")) == [
+        (acme.pk, Role.MEMBER)
+    ]  # no organisation of their own was made
+
+
+def test_pending_invitations_are_resent_and_revoked(alice: User, bob: User, browser_for) -> None:
+    owner = browser_for(alice)
+    first = invite(owner)
+    invitation = Invitation.objects.get()
+    owner.post(reverse("portal:invitation_resend", args=[invitation.uuid]))
+    assert len(mail.outbox) == 2
+    second = re.search(r"http://testserver(\S+)", str(mail.outbox[-1].body))
+    assert second is not None and second.group(1) != first
+    dan = User.objects.create_user("dan", "dan@example.com", "dan-pass-123")
+    assert browser_for(dan).get(first).status_code == 404  # the old link is dead
+    assert browser_for(dan).get(second.group(1)).status_code == 200
+    # Another organisation's owner cannot touch it.
+    revoke = reverse("portal:invitation_revoke", args=[invitation.uuid])
+    assert browser_for(bob).post(revoke).status_code == 404
+    owner.post(revoke)
+    assert not Invitation.objects.exists()
+    assert browser_for(dan).get(second.group(1)).status_code == 404
+    assert {"invitation.resend", "invitation.revoke"} <= set(
+        AuditEntry.objects.values_list("action", flat=True)
+    )
