@@ -55,6 +55,25 @@ def phase(cluster: Cluster) -> str:
     return str(cluster.status)
 
 
+def current_step(cells: list[dict[str, Any]]) -> dict[str, Any]:
+    """The step a node is at: one running or failed, else the last done, else the first."""
+    for cell in cells:
+        if cell["state"] in ("running", "failed"):
+            return cell
+    done = [cell for cell in cells if cell["state"] == "done"]
+    return done[-1] if done else cells[0]
+
+
+def _row(node: Node) -> dict[str, Any]:
+    cells = _step_cells(node)
+    return {
+        "node": node,
+        "ip": addresses.address_of(node),
+        "cells": cells,
+        "current": current_step(cells),
+    }
+
+
 def live_context(cluster: Cluster) -> dict[str, Any]:
     nodes = list(cluster.nodes.all())
     # Newest first: what just happened is at the top, in view as it arrives.
@@ -73,14 +92,7 @@ def live_context(cluster: Cluster) -> dict[str, Any]:
         "eta_seconds": eta.remaining_seconds(cluster) if launching else None,
         "total_seconds": total,
         "seed_mark": SEED_MARK_SECONDS,
-        "nodes": [
-            {
-                "node": node,
-                "ip": addresses.address_of(node),
-                "cells": _step_cells(node),
-            }
-            for node in nodes
-        ],
+        "nodes": [_row(node) for node in nodes],
         "events": events,
         "last_event_id": events[0].id if events else 0,
         "steps": steps.TABLE,

@@ -184,6 +184,20 @@ def test_phone_layout_and_keyboard(tab: Tab, portal: Portal, review_dir: Path) -
     expect(page.locator("#preflight")).to_contain_text("3 nodes on 3 hosts in demo")
     assert page.evaluate(fits), "the create form scrolls sideways on a phone"
     tab.shot(review_dir, "phone-cluster-form")
+
+    # The cluster page: each node's current step and status, and the node table needs no
+    # sideways scrolling either.
+    page.get_by_role("button", name="Launch cluster").click()
+    expect(page.locator("#status-badge")).to_have_text("running", timeout=30_000)
+    rows = page.locator("#nodes tbody tr")
+    expect(rows).to_have_count(3)
+    for row in rows.all():
+        expect(row.locator("td.current")).to_be_visible()
+        expect(row.locator("td.current")).to_contain_text("Launch K3s: ✔ done")
+        expect(row.locator(".badge")).to_have_text("running")
+    table_fits = page.locator("#nodes .table-wrap").evaluate("w => w.scrollWidth <= w.clientWidth")
+    assert table_fits and page.evaluate(fits), "the node table scrolls sideways on a phone"
+    tab.shot(review_dir, "phone-cluster-page")
     assert_no_errors(tab, portal)
 
 
