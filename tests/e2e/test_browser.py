@@ -300,3 +300,38 @@ def test_launch_watch_live_download_and_delete(tab: Tab, portal: Portal, review_
     expect(page.locator("#timeline li").first).to_contain_text("Cluster deleted")
     assert name not in cluster_names(page)
     assert_no_errors(tab, portal)
+
+
+def test_account_pages_are_the_portals_own(tab: Tab, portal: Portal, review_dir: Path) -> None:
+    """Not found, password reset and the members page with its pending invitations, all in
+    the portal's style (no Django or admin defaults) and working under the CSP."""
+    page = tab.page
+    tab.expected_failures.add("/no/such/page/")
+    page.goto("/no/such/page/")
+    expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    expect(page.locator(".brand")).to_be_visible()
+
+    page.goto("/accounts/login/")
+    page.get_by_role("link", name="Forgot your password?").click()
+    expect(page.get_by_role("heading", name="Reset your password")).to_be_visible()
+    expect(page.get_by_text("Django administration")).to_have_count(0)
+    page.get_by_label("Email").fill("nobody@example.com")
+    page.get_by_role("button", name="Send the link").click()
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    tab.shot(review_dir, "password-reset-sent")
+
+    log_in(tab, portal)
+    page.goto("/members/")
+    page.get_by_label("Email").fill("invitee@example.com")
+    page.get_by_role("button", name="Send invitation").click()
+    pending = page.locator("ul.invitations li", has_text="invitee@example.com")
+    expect(pending).to_be_visible()
+    pending.get_by_role("button", name="Resend").click()
+    expect(page.locator(".msg.success")).to_contain_text("again (a new link)")
+    tab.shot(review_dir, "members-pending")
+    page.locator("ul.invitations li", has_text="invitee@example.com").get_by_role(
+        "button", name="Revoke"
+    ).click()
+    expect(page.locator(".msg.success")).to_contain_text("revoked")
+    expect(page.locator("ul.invitations li", has_text="invitee@example.com")).to_have_count(0)
+    assert_no_errors(tab, portal)
