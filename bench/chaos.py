@@ -273,10 +273,13 @@ def main() -> None:
                     "SELECT error_code FROM provisioning_node WHERE status = 'failed'"
                 )
             )
+            # Worker steps fail with injected_fault; a simulated guest reports its own
+            # step failed, which the portal records as <step>_failed.
             injected = dict(
                 query(
-                    "SELECT step, count(*) FROM provisioning_node "
-                    "WHERE error_code = 'injected_fault' GROUP BY step"
+                    "SELECT step, count(*) FROM provisioning_node WHERE status = 'failed' "
+                    "AND (error_code = 'injected_fault' OR error_code = step || '_failed') "
+                    "GROUP BY step"
                 )
             )
             for cluster_id in ids:
