@@ -168,7 +168,7 @@ def query(sql: str) -> list[tuple[Any, ...]]:
     import psycopg
 
     with psycopg.connect(os.environ["DATABASE_URL"]) as connection:
-        return connection.execute(sql).fetchall()  # type: ignore[arg-type]
+        return connection.execute(sql).fetchall()
 
 
 def chaos(app: Portal, actions: list[str], window: float, done: Counter[str]) -> None:
