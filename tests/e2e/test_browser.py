@@ -335,3 +335,23 @@ def test_account_pages_are_the_portals_own(tab: Tab, portal: Portal, review_dir:
     expect(page.locator(".msg.success")).to_contain_text("revoked")
     expect(page.locator("ul.invitations li", has_text="invitee@example.com")).to_have_count(0)
     assert_no_errors(tab, portal)
+
+
+def test_deleting_a_network_asks_first(tab: Tab, portal: Portal, review_dir: Path) -> None:
+    page = tab.page
+    log_in(tab, portal)
+    page.goto("/networks/")
+    page.get_by_label("Name").fill("scratch")
+    page.get_by_label("CIDR").fill("10.77.0.0/24")
+    page.get_by_role("button", name="Create network").click()
+    row = page.locator("tbody tr", has_text="scratch")
+    expect(row).to_be_visible()
+    delete = row.get_by_role("button", name="Delete scratch")
+    expect(delete).to_be_hidden()  # behind its confirmation
+    row.get_by_text("Delete", exact=True).click()
+    expect(row).to_contain_text("Its addresses and firewalls go with it.")
+    tab.shot(review_dir, "network-delete-confirm")
+    delete.click()
+    expect(page.locator(".msg.success")).to_contain_text("Network scratch deleted.")
+    expect(page.locator("tbody tr", has_text="scratch")).to_have_count(0)
+    assert_no_errors(tab, portal)
