@@ -5,6 +5,7 @@ no cross-process channel layer, all under DATA_DIR. Production sets DATABASE_URL
 CELERY_BROKER_URL, REDIS_URL, SECRET_KEY and FERNET_KEYS.
 """
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -57,6 +58,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "observability.http_metrics.RequestTimer",  # first: it times everything below
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -349,6 +351,15 @@ HOSTNET_RUN_DIR = env.path("HOSTNET_RUN_DIR", DATA_DIR / "hostnet")
 METADATA_URL = env.str("METADATA_URL", "http://169.254.169.254").rstrip("/")
 # Lines of a silent guest's serial console kept on the node (guest_unreachable).
 CONSOLE_TAIL_LINES = env.int("CONSOLE_TAIL_LINES", 40)
+
+# --- Metrics -------------------------------------------------------------------------
+# prometheus-client's multi-process mode: every process writes its samples here and a
+# scrape adds them up. Set before anything imports prometheus-client.
+PROMETHEUS_MULTIPROC_DIR = env.path("PROMETHEUS_MULTIPROC_DIR", DATA_DIR / "metrics")
+PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
+# A bearer token Prometheus scrapes /metrics with; staff may read it in the browser too.
+METRICS_TOKEN = env.str("METRICS_TOKEN", "")
 
 # --- Reconciliation -------------------------------------------------------------------
 # Seconds a domain with the portal's prefix that no node owns is left alone (and shown to

@@ -20,6 +20,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from observability import feed
 from observability.events import group_name
+from observability.instruments import WEBSOCKETS
 
 POLL_SECONDS = 0.2
 KEEPALIVE_SECONDS = 20.0
@@ -46,6 +47,8 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
         self.tasks: list[asyncio.Task[None]] = []
         user = self.scope.get("user")
         await self.accept()
+        WEBSOCKETS.inc()
+        self.counted = True
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
@@ -88,6 +91,9 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
             return 0
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted", False):
+            WEBSOCKETS.dec()
+            self.counted = False
         for task in self.tasks:
             task.cancel()
         if hasattr(self, "feed"):

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -56,6 +57,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         # Before the children start, so web and worker read the same keys (embedded mode).
         call_command("init_secrets", stdout=self.stdout)
+        # The processes' metric samples start from zero (observability.instruments).
+        for stale in Path(settings.PROMETHEUS_MULTIPROC_DIR).glob("*.db"):
+            stale.unlink(missing_ok=True)
         web = web_command(options["host"], options["port"], options["web_workers"])
         worker = worker_command(options["concurrency"])
         children = [subprocess.Popen(cmd) for cmd in (web, worker)]
