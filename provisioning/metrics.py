@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
 from django.http import HttpRequest, HttpResponse
@@ -17,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from portal.second_factor import verified
+from provisioning import queues
 from provisioning.models import Cluster, Hypervisor, Node, NodeStep
 from provisioning.states import NodeStatus
 
@@ -106,6 +108,7 @@ class PortalCollector:
             LAUNCH_BUCKETS,
         )
         yield from _hosts()
+        yield from _queues()
 
 
 def _hosts() -> Iterator[Any]:
@@ -130,6 +133,30 @@ def _hosts() -> Iterator[Any]:
         families["memory_mib_allocated"].add_metric(values, host.memory_mib_allocated)
         families["up"].add_metric(values, 1 if host.state == "active" else 0)
     yield from families.values()
+
+
+def _queues() -> Iterator[Any]:
+    """Messages waiting in each queue the portal uses (the default one and each host's)."""
+    depth = GaugeMetricFamily(
+        "k3s_portal_queue_depth", "Tasks waiting in a queue, by queue.", labels=["queue"]
+    )
+    names = [queues.DEFAULT] + [
+        queues.for_host(name) for name in Hypervisor.objects.values_list("name", flat=True)
+    ]
+    connection = current_app.connection_for_read()
+    try:
+        with connection:
+            channel: Any = connection.default_channel  # a kombu virtual channel
+            for name in names:
+                try:
+                    waiting = channel.queue_declare(name, passive=True).message_count
+                except connection.channel_errors:  # never declared: nothing waits there
+                    channel = connection.channel()
+                    waiting = 0
+                depth.add_metric([name], waiting)
+    except connection.connection_errors:
+        return  # the broker is down: no depth to report
+    yield depth
 
 
 def registry() -> CollectorRegistry:

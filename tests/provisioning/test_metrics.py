@@ -2,14 +2,19 @@
 what a launch leaves in it; the HTTP instrument added up across processes; a scrape's
 queries do not grow with the number of nodes."""
 
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from celery.contrib.testing.worker import start_worker
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from prometheus_client.parser import text_string_to_metric_families
 
+from cloud.celery import app as celery_app
+from provisioning import queues
 from tests import second_factor
 from tests.provisioning.test_launch import launch
 
@@ -96,3 +101,47 @@ def test_a_scrape_costs_the_same_queries_with_more_nodes(
     few = queries()
     launch(client, name="many", count=6)
     assert queries() == few <= 12
+
+
+@pytest.fixture
+def broker_queue(demo_cloud: Any) -> Iterator[str]:
+    """A host's queue on the real broker (filesystem here, Redis in CI), emptied after."""
+    name = queues.for_host("hv-1")
+    yield name
+    with celery_app.connection_for_write() as connection:
+        channel: Any = connection.default_channel
+        channel.queue_declare(name)
+        channel.queue_purge(name)
+
+
+def test_queue_depth_and_task_wait_come_from_the_broker(broker_queue: str, settings: Any) -> None:
+    """Three pings sent to hv-1's queue with no agent there wait in it; then a worker
+    (started in this process, on the same broker) takes them and times their wait."""
+
+    def waits() -> float:
+        """Tasks of the queue whose wait was timed so far (none yet: no family at all)."""
+        family = scrape(settings).get("k3s_portal_task_wait_seconds")
+        samples = family.samples if family is not None else []
+        return sum(
+            s.value
+            for s in samples
+            if s.name.endswith("_count") and s.labels["queue"] == broker_queue
+        )
+
+    before = waits()
+    for _ in range(3):
+        celery_app.send_task("provisioning.agent_ping", args=[0], queue=broker_queue)
+    families = scrape(settings)
+    assert sample(families, "k3s_portal_queue_depth", queue=broker_queue) == 3
+    assert sample(families, "k3s_portal_queue_depth", queue="celery") >= 0
+    celery_app.conf.task_always_eager = False
+    try:
+        with start_worker(celery_app, queues=[broker_queue], perform_ping_check=False, pool="solo"):
+            deadline = time.monotonic() + 30
+            while sample(scrape(settings), "k3s_portal_queue_depth", queue=broker_queue):
+                assert time.monotonic() < deadline, "the worker took nothing"
+                time.sleep(0.2)
+            time.sleep(0.5)  # the last one's wait is observed as it starts
+    finally:
+        celery_app.conf.task_always_eager = True
+    assert waits() - before == 3
