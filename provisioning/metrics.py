@@ -114,13 +114,13 @@ class PortalCollector:
 def _hosts() -> Iterator[Any]:
     labels = ["host", "region"]
     families = {
-        name: GaugeMetricFamily(f"k3s_portal_hypervisor_{name}", text, labels=labels)
+        name.removeprefix("k3s_portal_hypervisor_"): GaugeMetricFamily(name, text, labels=labels)
         for name, text in (
-            ("vcpus_capacity", "vCPUs a host offers, after overcommit."),
-            ("vcpus_allocated", "vCPUs claimed by nodes on a host."),
-            ("memory_mib_capacity", "Memory a host offers, after overcommit (MiB)."),
-            ("memory_mib_allocated", "Memory claimed by nodes on a host (MiB)."),
-            ("up", "1 when a host takes nodes (active, synced, its agent answering)."),
+            ("k3s_portal_hypervisor_vcpus_capacity", "vCPUs a host offers, after overcommit."),
+            ("k3s_portal_hypervisor_vcpus_allocated", "vCPUs claimed by nodes on a host."),
+            ("k3s_portal_hypervisor_memory_mib_capacity", "Memory a host offers (MiB)."),
+            ("k3s_portal_hypervisor_memory_mib_allocated", "Memory claimed on a host (MiB)."),
+            ("k3s_portal_hypervisor_up", "1 when a host takes nodes (state active)."),
         )
     }
     for host in Hypervisor.objects.select_related("region").order_by("name"):
