@@ -11,6 +11,7 @@ from pathlib import Path
 import dj_database_url
 
 from cloud.env import Env, secret_file
+from cloud.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = Env()
@@ -59,6 +60,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "observability.http_metrics.RequestTimer",  # first: it times everything below
+    "observability.log_context.CorrelationMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -268,6 +270,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
     if CELERY_BROKER_URL.startswith(("atomicfs", "filesystem"))
     else {}
 )
+# Django's LOGGING applies in workers too (JSON lines with the launch's context).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
@@ -290,13 +294,10 @@ DEFAULT_QUOTA = {
     "networks": env.int("QUOTA_NETWORKS", 5),
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", "INFO")},
-}
+# JSON lines with the launch's context (observability.log_context); LOG_FORMAT=plain for
+# a human at a terminal.
+LOG_FORMAT = env.str("LOG_FORMAT", "json")
+LOGGING = logging_config(LOG_FORMAT, env.str("LOG_LEVEL", "INFO"))
 
 # Seconds between inventory rounds (every hypervisor's totals and domains).
 INVENTORY_SYNC_SECONDS = env.float("INVENTORY_SYNC_SECONDS", 10)

@@ -5,5 +5,5 @@ class ObservabilityConfig(AppConfig):
     name = "observability"
 
     def ready(self) -> None:
-        # Connects the Celery signals that time each task's wait in its queue.
-        from observability import instruments  # noqa: F401
+        # Connects the Celery signals: each task's wait in its queue, and its log context.
+        from observability import instruments, log_context  # noqa: F401

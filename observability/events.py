@@ -4,6 +4,7 @@ Observability is below provisioning: it takes the cluster as any model row with 
 and locks it through its own class, so it imports nothing of provisioning.
 """
 
+import logging
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -11,7 +12,10 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import models, transaction
 
+from observability import log_context
 from observability.models import Event, EventState
+
+logger = logging.getLogger(__name__)
 
 
 class Subject(Protocol):
@@ -66,4 +70,8 @@ def record(
             progress=max(0, min(100, progress)),
         )
     transaction.on_commit(lambda: _ring(cluster.uuid, event.id), robust=True)
+    # The event in the logs too, with the launch's context: one grep of the cluster's
+    # uuid shows it from every process.
+    with log_context.bound(cluster=cluster.uuid, node=node, step=step):
+        logger.info(message[:500], extra={"event_state": state, "progress": event.progress})
     return event
