@@ -1,11 +1,12 @@
 from django.urls import path
 
-from provisioning import guest_views, metrics, staff_views, views
+from provisioning import guest_views, launch_times, metrics, staff_views, views
 
 app_name = "provisioning"
 
 urlpatterns: list = [
     path("metrics", metrics.metrics, name="metrics"),
+    path("status/launch-times", launch_times.launch_times, name="launch_times"),
     path("clusters/", views.cluster_list, name="cluster_list"),
     path("clusters/new/", views.cluster_create, name="cluster_create"),
     path("clusters/new/pool-row/", views.pool_row, name="pool_row"),
