@@ -359,6 +359,8 @@ CONSOLE_TAIL_LINES = env.int("CONSOLE_TAIL_LINES", 40)
 PROMETHEUS_MULTIPROC_DIR = env.path("PROMETHEUS_MULTIPROC_DIR", DATA_DIR / "metrics")
 PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
+# Traces over OTLP (observability.tracing) when set, e.g. http://collector:4318; off when not.
+OTEL_EXPORTER_OTLP_ENDPOINT = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", "")
 # A bearer token Prometheus scrapes /metrics with; staff may read it in the browser too.
 METRICS_TOKEN = env.str("METRICS_TOKEN", "")
 

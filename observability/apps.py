@@ -6,4 +6,6 @@ class ObservabilityConfig(AppConfig):
 
     def ready(self) -> None:
         # Connects the Celery signals: each task's wait in its queue, and its log context.
-        from observability import instruments, log_context  # noqa: F401
+        from observability import instruments, log_context, tracing  # noqa: F401
+
+        tracing.setup()  # only when OTEL_EXPORTER_OTLP_ENDPOINT is set

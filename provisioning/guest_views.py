@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
+from observability import tracing
 from provisioning import addresses, guest_seed, phone_home
 from provisioning.drivers import metadata_keys
 from provisioning.drivers.hostnet.metadata_proxy import (
@@ -105,5 +106,8 @@ class PhoneHomeView(APIView):
         node = asking_node(request, data["token"])
         if node is None:
             raise Http404("Unknown or revoked node token.")
-        phone_home.report(node, data["step"], data["state"], data["message"], data["code"])
+        with tracing.continued(
+            node.cluster.trace_parent, "guest.report", step=data["step"], state=data["state"]
+        ):
+            phone_home.report(node, data["step"], data["state"], data["message"], data["code"])
         return Response({"node": node.name, "step": data["step"], "state": data["state"]})

@@ -233,6 +233,8 @@ class Cluster(models.Model):
     client_ca_cert = models.TextField(blank=True)
     client_ca_key = EncryptedTextField(db_column="client_ca_key_encrypted", blank=True)
     join_token = EncryptedTextField(db_column="join_token_encrypted", blank=True)
+    # The create request's W3C traceparent: guests' reports continue the launch's trace.
+    trace_parent = models.CharField(max_length=64, blank=True)
 
     TRANSITIONS = CLUSTER_TRANSITIONS
 

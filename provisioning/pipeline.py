@@ -14,7 +14,7 @@ from typing import Any
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from observability import events
+from observability import events, tracing
 from observability.models import EventState
 from provisioning import (
     addresses,
@@ -56,7 +56,7 @@ def progress(cluster: Cluster) -> int:
 
 def driver_for(node: Node) -> HypervisorDriver:
     assert node.hypervisor is not None
-    return faults.wrap(get_driver(node.hypervisor.uri))
+    return tracing.traced(faults.wrap(get_driver(node.hypervisor.uri)), "driver")
 
 
 def _touch(node: Node, **fields: object) -> None:

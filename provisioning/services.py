@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from networking import services as networking
-from observability import events
+from observability import events, tracing
 from portal import audit
 from portal.actor import Action, Actor
 from portal.errors import Invalid
@@ -115,6 +115,7 @@ def create_cluster(actor: Actor, spec: ClusterRequest) -> Cluster:
                 client_ca_cert=client_ca.cert_pem,
                 client_ca_key=client_ca.key_pem,
                 join_token=pki.join_token(),
+                trace_parent=tracing.traceparent(),
             )
             offset, node_ids = 0, []
             for pool_spec in spec.pools:
