@@ -137,11 +137,12 @@ def test_queue_depth_and_task_wait_come_from_the_broker(broker_queue: str, setti
     celery_app.conf.task_always_eager = False
     try:
         with start_worker(celery_app, queues=[broker_queue], perform_ping_check=False, pool="solo"):
-            deadline = time.monotonic() + 30
-            while sample(scrape(settings), "k3s_portal_queue_depth", queue=broker_queue):
-                assert time.monotonic() < deadline, "the worker took nothing"
+            # Taken from the queue is not yet started: wait for the three waits timed.
+            deadline = time.monotonic() + 60
+            while waits() - before < 3:
+                assert time.monotonic() < deadline, "the worker started none of them"
                 time.sleep(0.2)
-            time.sleep(0.5)  # the last one's wait is observed as it starts
+        assert sample(scrape(settings), "k3s_portal_queue_depth", queue=broker_queue) == 0
     finally:
         celery_app.conf.task_always_eager = True
     assert waits() - before == 3
