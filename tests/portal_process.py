@@ -17,8 +17,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # Variables that would switch the portal out of embedded mode (CI sets them for the
-# rest of the suite).
-PRODUCTION_ONLY = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CACHE_URL", "DEBUG")
+# rest of the suite), and this test process's metrics folder (the settings set it): a
+# portal started here keeps its own under its DATA_DIR, since `serve` empties it.
+PRODUCTION_ONLY = (
+    "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CACHE_URL", "DEBUG",
+    "PROMETHEUS_MULTIPROC_DIR",
+)  # fmt: skip
 
 
 def free_port() -> int:
