@@ -31,6 +31,7 @@ from provisioning.drivers.base import (
     NwfilterSpec,
     PermanentDriverError,
     PortForward,
+    is_test_uri,
 )
 from provisioning.models import Cluster, Hypervisor, Node
 from provisioning.states import NODE_GONE
@@ -124,7 +125,7 @@ def nwfilter_spec(firewall: Firewall) -> NwfilterSpec:
 
 
 def not_enforced_reason(driver: HypervisorDriver) -> str:
-    if driver.uri.split(":", 1)[0].split("+", 1)[0] == "test":
+    if is_test_uri(driver.uri):
         return "test driver has no nwfilter API"
     return "this host's driver cannot enforce firewalls"
 

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.utils.crypto import salted_hmac
 
-from provisioning.drivers.base import HypervisorDriver
+from provisioning.drivers.base import HypervisorDriver, is_test_uri
 from provisioning.drivers.hostnet.site import Site
 
 
@@ -40,6 +40,5 @@ def get_driver(uri: str) -> HypervisorDriver:
     # A host agent opens its host's stored URI as its local one (host_agent --uri).
     local = settings.LIBVIRT_URI_ALIASES.get(uri, uri)
     # The test driver keeps networks in libvirt; a remote host's agent builds its own.
-    scheme = local.split(":", 1)[0].split("+", 1)[0]
-    builds_here = scheme != "test" and not urlsplit(local).hostname
+    builds_here = not is_test_uri(local) and not urlsplit(local).hostname
     return LibvirtDriver(local, local_site() if builds_here else None)

@@ -7,6 +7,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 
+def is_test_uri(uri: str) -> bool:
+    """libvirt's test driver (test:///..., test+unix://...): no guests, no real host."""
+    return uri.split(":", 1)[0].split("+", 1)[0] == "test"
+
+
 class DriverError(Exception):
     """A hypervisor operation failed; `code` is stable and machine-readable."""
 

@@ -18,7 +18,6 @@ Every step checks what is there first, so running it again converges.
 from __future__ import annotations
 
 import json
-import tempfile
 
 from provisioning.drivers.base import NetworkSpec
 from provisioning.drivers.hostnet import uplink
@@ -85,10 +84,7 @@ def _ensure_bridge(site: Site, spec: NetworkSpec, links: dict) -> None:
 
 
 def _keep_local(site: Site) -> None:
-    with tempfile.NamedTemporaryFile("w", suffix=".nft") as rules:
-        rules.write(LOCAL_ONLY)
-        rules.flush()
-        run(*site.in_host("nft", "-f", rules.name))
+    run(*site.in_host("nft", "-f", "-"), stdin=LOCAL_ONLY)
 
 
 def _ensure_vxlan(site: Site, spec: NetworkSpec, links: dict) -> None:

@@ -66,9 +66,12 @@ class Site:
         return {ns["name"] for ns in json.loads(run("ip", "-j", "netns", "list") or "[]")}
 
 
-def run(*argv: str) -> str:
+def run(*argv: str, stdin: str | None = None) -> str:
+    """`argv`'s output; `stdin` is written to it (a rule set for nft -f - or iptables-restore)."""
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
+        done = subprocess.run(
+            argv, input=stdin, capture_output=True, text=True, timeout=COMMAND_TIMEOUT
+        )
     except FileNotFoundError as err:
         raise PermanentDriverError("host_tool_missing", f"{argv[0]} is not installed") from err
     except subprocess.TimeoutExpired as err:

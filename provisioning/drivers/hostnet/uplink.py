@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ipaddress
 import subprocess
-import tempfile
 
 from provisioning.drivers.base import NetworkSpec
 from provisioning.drivers.hostnet.site import Site, in_ns, run
@@ -55,7 +54,7 @@ def ensure(site: Site, spec: NetworkSpec, links: dict) -> None:
     run("ip", "-n", ns, "route", "replace", "default", "via", host_end)
     run(*in_ns(ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"))
     run(*site.in_host("sysctl", "-qw", "net.ipv4.ip_forward=1"))
-    _restore(in_ns(ns, "iptables-restore"), namespace_tables(spec))
+    run(*in_ns(ns, "iptables-restore"), stdin=namespace_tables(spec))
     _host_rules(site, spec)
 
 
@@ -133,10 +132,3 @@ def _host_masquerade(vni: int) -> tuple[str, ...]:
 def _has(iptables: list[str], *query: str) -> bool:
     check = [*iptables, "-t", "nat", *query]
     return subprocess.run(check, capture_output=True, timeout=30).returncode == 0
-
-
-def _restore(command: list[str], tables: str) -> None:
-    with tempfile.NamedTemporaryFile("w", suffix=".rules") as rules:
-        rules.write(tables)
-        rules.flush()
-        run(*command, rules.name)

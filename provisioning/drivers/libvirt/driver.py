@@ -23,6 +23,7 @@ from provisioning.drivers.base import (
     TransientDriverError,
     Virtualisation,
     VolumeSpec,
+    is_test_uri,
 )
 from provisioning.drivers.hostnet.networks import HostNetworks
 from provisioning.drivers.hostnet.site import Site
@@ -46,7 +47,7 @@ class LibvirtDriver:
         """`site`: where this host's tenant networks are built (a real, local host); the
         test driver keeps them as libvirt networks, and a remote URI has none here."""
         self.uri = uri
-        self.is_test = uri.split(":", 1)[0].split("+", 1)[0] == "test"
+        self.is_test = is_test_uri(uri)
         self.capabilities = _TEST_CAPABILITIES if self.is_test else _FULL_CAPABILITIES
         self.networks: TenantNetworks | None = (
             LibvirtNetworks(self._connection)
