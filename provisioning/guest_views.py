@@ -29,7 +29,7 @@ from provisioning.drivers.hostnet.metadata_proxy import (
 )
 from provisioning.models import Node
 from provisioning.serializers import PhoneHomeInput
-from provisioning.states import NodeStatus as N
+from provisioning.states import NODE_LAUNCHING
 
 DOCUMENTS: dict[str, Callable[[Node, str], str]] = {
     "meta-data": lambda node, token: guest_seed.meta_data(node),
@@ -70,7 +70,7 @@ def seed_document(request: HttpRequest, token: str, document: str) -> HttpRespon
     node = asking_node(request, token) if render else None
     if node is None or render is None:
         raise Http404("No such seed.")
-    if document in SECRET_DOCUMENTS and node.status not in (N.PENDING, N.PROVISIONING):
+    if document in SECRET_DOCUMENTS and node.status not in NODE_LAUNCHING:
         return HttpResponse(
             "Gone: the seed's secrets are served only while the node is provisioned.\n",
             status=410,
