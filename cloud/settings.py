@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from cloud.beat import every
 from cloud.env import Env, secret_file
 from cloud.logs import logging_config
 
@@ -352,6 +353,11 @@ HOSTNET_RUN_DIR = env.path("HOSTNET_RUN_DIR", DATA_DIR / "hostnet")
 METADATA_URL = env.str("METADATA_URL", "http://169.254.169.254").rstrip("/")
 # Lines of a silent guest's serial console kept on the node (guest_unreachable).
 CONSOLE_TAIL_LINES = env.int("CONSOLE_TAIL_LINES", 40)
+# Running nodes' heartbeats (provisioning.node_health): how often a guest sends one, how
+# long a silent one stays healthy, and how much history the cluster page charts.
+HEARTBEAT_SECONDS = env.int("HEARTBEAT_SECONDS", 30)
+HEARTBEAT_STALE_SECONDS = env.int("HEARTBEAT_STALE_SECONDS", 3 * HEARTBEAT_SECONDS)
+HEARTBEAT_HISTORY_SECONDS = env.int("HEARTBEAT_HISTORY_SECONDS", 3600)
 
 # --- Metrics -------------------------------------------------------------------------
 # prometheus-client's multi-process mode: every process writes its samples here and a
@@ -371,21 +377,16 @@ ORPHAN_GRACE_SECONDS = env.int("ORPHAN_GRACE_SECONDS", 600)
 RECONCILE_SECONDS = env.float("RECONCILE_SECONDS", 30)
 
 # --- Periodic tasks (run by beat, which `serve` starts inside the worker) ---------------
-CELERY_BEAT_SCHEDULE = {
-    "worker heartbeat": {
-        "task": "observability.tasks.heartbeat",
-        "schedule": float(WORKER_HEARTBEAT_SECONDS),
-    },
-    "provisioning.sync_inventory": {
-        "task": "provisioning.sync_inventory",
-        "schedule": INVENTORY_SYNC_SECONDS,
-    },
-    "provisioning.reap_stalled": {"task": "provisioning.reap_stalled", "schedule": REAPER_SECONDS},
-    "provisioning.reconcile": {"task": "provisioning.reconcile", "schedule": RECONCILE_SECONDS},
-    "provisioning.ping_agents": {
-        "task": "provisioning.ping_agents",
-        "schedule": AGENT_PING_SECONDS,
-    },
-}
+CELERY_BEAT_SCHEDULE = every(
+    {
+        "observability.tasks.heartbeat": WORKER_HEARTBEAT_SECONDS,
+        "provisioning.sync_inventory": INVENTORY_SYNC_SECONDS,
+        "provisioning.reap_stalled": REAPER_SECONDS,
+        "provisioning.judge_silent_nodes": HEARTBEAT_SECONDS / 2,
+        "provisioning.simulate_heartbeats": HEARTBEAT_SECONDS,
+        "provisioning.reconcile": RECONCILE_SECONDS,
+        "provisioning.ping_agents": AGENT_PING_SECONDS,
+    }
+)
 # Tasks that touch a hypervisor go to its agent's queue when HOST_QUEUES is on.
 CELERY_TASK_ROUTES = ("provisioning.queues.route",)

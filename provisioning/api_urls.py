@@ -9,4 +9,5 @@ router.register("clusters", api.ClusterViewSet, basename="api-cluster")
 urlpatterns = [
     *router.urls,
     path("guest/phone-home", guest_views.PhoneHomeView.as_view(), name="api-phone-home"),
+    path("guest/heartbeat", guest_views.HeartbeatView.as_view(), name="api-heartbeat"),
 ]

@@ -1,10 +1,11 @@
 #!/bin/sh
 # The guest agent of the cloud-init seed: runs the launch steps after cloud-init and
-# phones each one home to the portal. Settings come from /etc/k3s-portal/agent.env.
+# phones each one home to the portal; once K3s is up, `k3s-portal-agent heartbeat` (the
+# seed's systemd timer) sends the node's health. Settings come from agent.env.
 # The guest steps and their order are those of provisioning/steps.py; the seed's bootcmd
 # has already reported the first one started.
 set -eu
-. /etc/k3s-portal/agent.env
+. "${AGENT_ENV:-/etc/k3s-portal/agent.env}"
 report() {
   # 409 means "wait" (an agent before its server is Ready): try again until accepted.
   while :; do
@@ -19,6 +20,53 @@ fail() { report "$1" failed "$2" "${3:-}"; exit 1; }
 # reports every step; fetch_deps has nothing to copy and is done, launch_k3s then fails
 # with its own clear code (the portal records k3s_bundle_missing).
 has_bundle() { [ -x /opt/k3s/k3s ] && [ -f /opt/k3s/install.sh ]; }
+
+# One heartbeat (provisioning/node_health.py): CPU busy since the last one (from
+# /proc/stat), load, memory, disk, the k3s unit's state, and on the server the STATUS of
+# every node in `k3s kubectl get nodes`.
+heartbeat() {
+  state=${AGENT_STATE:-/run/k3s-portal/cpu}
+  mkdir -p "$(dirname "$state")"
+  # shellcheck disable=SC2046 (the words of /proc/stat's cpu line)
+  set -- $(head -n1 /proc/stat)
+  shift
+  total=0
+  for ticks in "$@"; do total=$((total + ticks)); done
+  idle=$(($4 + $5))
+  last_total=0 last_idle=0
+  [ -f "$state" ] && read -r last_total last_idle < "$state"
+  echo "$total $idle" > "$state"
+  cpu=$(awk -v dt=$((total - last_total)) -v di=$((idle - last_idle)) \
+    'BEGIN { if (dt > 0) printf "%.1f", 100 * (dt - di) / dt; else print 0 }')
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  mem_total=$(awk '/^MemTotal:/ { print int($2 / 1024) }' /proc/meminfo)
+  mem_free=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo)
+  disk=$(df -P / | awk 'NR == 2 { sub("%", "", $5); print $5 }')
+  unit=k3s-agent
+  [ "$IS_SERVER" = 1 ] && unit=k3s
+  k3s_state=$(systemctl is-active "$unit" 2>/dev/null || true)
+  nodes=""
+  if [ "$IS_SERVER" = 1 ] && listed=$(k3s kubectl get nodes --no-headers 2>/dev/null); then
+    nodes=$(echo "$listed" | awk 'NF { printf "%s{\"name\":\"%s\",\"status\":\"%s\"}", \
+      (n++ ? "," : ""), $1, $2 }')
+    nodes=",\"nodes\":[$nodes]"
+  fi
+  curl -s -o /dev/null -m 10 -w '%{http_code}\n' -X POST -H 'Content-Type: application/json' \
+    --data "{\"token\":\"$NODE_TOKEN\",\"load1\":$load,\"cpu_percent\":$cpu,\
+\"memory_used_mib\":$((mem_total - mem_free)),\"memory_total_mib\":$mem_total,\
+\"disk_used_percent\":$disk,\"k3s\":\"${k3s_state:-unknown}\"$nodes}" "$HEARTBEAT_URL"
+}
+# The node is up: heartbeats from now on, every HEARTBEAT_SECONDS (the seed's timer).
+ready() {
+  report launch_k3s done
+  systemctl daemon-reload
+  systemctl enable --now k3s-portal-heartbeat.timer
+  exit 0
+}
+if [ "${1:-}" = heartbeat ]; then
+  heartbeat
+  exit 0
+fi
 
 report cloud_init done
 
@@ -46,9 +94,9 @@ else
 fi
 for _ in $(seq 1 120); do
   if [ "$IS_SERVER" = 1 ]; then
-    k3s kubectl get node "$NODE_NAME" 2>/dev/null | grep -q ' Ready' && { report launch_k3s done; exit 0; }
+    k3s kubectl get node "$NODE_NAME" 2>/dev/null | grep -q ' Ready' && ready
   else
-    systemctl is-active --quiet k3s-agent && { report launch_k3s done; exit 0; }
+    systemctl is-active --quiet k3s-agent && ready
   fi
   sleep 1
 done

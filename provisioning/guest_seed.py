@@ -24,8 +24,22 @@ from django.template.loader import render_to_string
 from provisioning import addresses, steps
 from provisioning.models import Node
 
-# Where guests report their steps (provisioning.guest_views.PhoneHomeView).
+# Where guests report their steps (provisioning.guest_views.PhoneHomeView), and once
+# running their heartbeats (HeartbeatView).
 PHONE_HOME_PATH = "/api/v1/guest/phone-home"
+HEARTBEAT_PATH = "/api/v1/guest/heartbeat"
+# The agent starts this timer once K3s is up: a heartbeat every HEARTBEAT_SECONDS.
+HEARTBEAT_UNITS = {
+    "k3s-portal-heartbeat.service": (
+        "[Unit]\nDescription=Heartbeat to the k3s portal\n\n"
+        "[Service]\nType=oneshot\nExecStart=/usr/local/sbin/k3s-portal-agent heartbeat\n"
+    ),
+    "k3s-portal-heartbeat.timer": (
+        "[Unit]\nDescription=Heartbeat to the k3s portal every {seconds} s\n\n"
+        "[Timer]\nOnActiveSec=0\nOnUnitActiveSec={seconds}s\nAccuracySec=1s\n\n"
+        "[Install]\nWantedBy=timers.target\n"
+    ),
+}
 
 
 def node_token(node: Node) -> str:
@@ -122,8 +136,10 @@ def user_data(node: Node, token: str) -> str:
     cluster = node.cluster
     server = cluster.nodes.filter(is_server=True).first()
     phone_home = settings.METADATA_URL + PHONE_HOME_PATH
+    interval = settings.HEARTBEAT_SECONDS
     env = {
         "PHONE_HOME_URL": phone_home,
+        "HEARTBEAT_URL": settings.METADATA_URL + HEARTBEAT_PATH,
         "NODE_TOKEN": token,
         "NODE_NAME": node.name,
         "IS_SERVER": "1" if node.is_server else "0",
@@ -138,6 +154,10 @@ def user_data(node: Node, token: str) -> str:
             "/etc/k3s-portal/agent.env", "".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items())
         ),
         _file("/usr/local/sbin/k3s-portal-agent", AGENT_SCRIPT, "0755"),
+        *(
+            _file(f"/etc/systemd/system/{name}", unit.format(seconds=interval), "0644")
+            for name, unit in HEARTBEAT_UNITS.items()
+        ),
     ]
     if node.is_server:
         files += [

@@ -1,21 +1,26 @@
 """The guest simulator: plays a test-driver VM's guest, phoning home over HTTP.
 
 libvirt's test driver boots nothing, so in embedded mode this stands in for the guest
-agent of the cloud-init seed. It posts to the same endpoint a real guest does, the guest
+agent of the cloud-init seed. It posts to the same endpoints a real guest does: the guest
 steps of the step table with their durations (provisioning.steps) multiplied by
-CLOUD_GUEST_SIM_SCALE, and fails a step when CLOUD_FAULTS says so.
+CLOUD_GUEST_SIM_SCALE, failing a step when CLOUD_FAULTS says so; then, while the node
+runs, a heartbeat every HEARTBEAT_SECONDS with figures that drift as a light load would.
 """
 
 import json
+import math
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 
 from provisioning import faults, steps
-from provisioning.guest_seed import PHONE_HOME_PATH
+from provisioning.guest_seed import HEARTBEAT_PATH, PHONE_HOME_PATH
 from provisioning.models import Node
+from provisioning.states import NodeStatus
 
 # The reports a guest posts, in order. The first guest step's start is posted by the
 # seed's bootcmd on a real VM; the simulator posts it too.
@@ -32,10 +37,10 @@ class Reply:
     body: str
 
 
-def post(payload: dict[str, str]) -> Reply:
-    """POST a report to the portal, as the guest agent's curl does."""
+def post(payload: dict[str, Any], path: str = PHONE_HOME_PATH) -> Reply:
+    """POST a report (or a heartbeat) to the portal, as the guest agent's curl does."""
     request = urllib.request.Request(  # noqa: S310  (the portal's own http(s) URL)
-        settings.PORTAL_URL + PHONE_HOME_PATH,
+        settings.PORTAL_URL + path,
         data=json.dumps(payload).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
@@ -47,10 +52,16 @@ def post(payload: dict[str, str]) -> Reply:
         return Reply(error.code, error.read().decode())
 
 
+def played() -> Any:
+    """The nodes whose guests the simulator plays: test-driver domains only; real VMs run
+    the real agent."""
+    if not settings.GUEST_SIMULATOR:
+        return Node.objects.none()
+    return Node.objects.filter(hypervisor__uri__startswith="test:")
+
+
 def plays(node_id: int) -> bool:
-    """Only test-driver domains get a simulated guest; real VMs run the real agent."""
-    uri = Node.objects.filter(pk=node_id).values_list("hypervisor__uri", flat=True).first()
-    return bool(settings.GUEST_SIMULATOR and uri and uri.startswith("test:"))
+    return played().filter(pk=node_id).exists()
 
 
 def next_report(index: int) -> tuple[dict[str, str], float]:
@@ -60,3 +71,32 @@ def next_report(index: int) -> tuple[dict[str, str], float]:
         state = "failed"
     delay = spec.guest_seconds * settings.GUEST_SIM_SCALE if state == "started" else 0.0
     return {"step": spec.name, "state": state}, delay
+
+
+def heartbeat(node: Node, now: datetime) -> dict[str, Any]:
+    """A running guest's heartbeat (as guest_agent.sh sends it, token aside): CPU and memory
+    drift slowly around a light load, each node on its own phase; the server lists the
+    cluster's running nodes as Ready."""
+    size = node.pool.size
+    phase = node.pk * 1.7
+    wave = math.sin(now.timestamp() / 240 + phase)
+    cpu = max(0.0, 10 + 7 * wave + (6 if node.is_server else 0))
+    memory_share = 0.30 + 0.05 * math.sin(now.timestamp() / 600 + phase) + 0.15 * node.is_server
+    payload: dict[str, Any] = {
+        "load1": round(cpu / 100 * size.vcpus, 2),
+        "cpu_percent": round(cpu, 1),
+        "memory_used_mib": int(size.memory_mib * memory_share),
+        "memory_total_mib": size.memory_mib,
+        "disk_used_percent": float(12 + node.pk % 7),
+        "k3s": "active",
+    }
+    if node.is_server:
+        running = Node.objects.filter(cluster_id=node.cluster_id, status=NodeStatus.RUNNING)
+        payload["nodes"] = [
+            {"name": name, "status": "Ready"} for name in running.values_list("name", flat=True)
+        ]
+    return payload
+
+
+def send_heartbeat(node: Node, token: str, now: datetime) -> Reply:
+    return post({"token": token, **heartbeat(node, now)}, HEARTBEAT_PATH)

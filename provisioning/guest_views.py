@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 
 from django.http import Http404, HttpRequest, HttpResponse
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -19,7 +20,7 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from observability import tracing
-from provisioning import addresses, guest_seed, phone_home
+from provisioning import addresses, guest_seed, node_health, phone_home
 from provisioning.drivers import metadata_keys
 from provisioning.drivers.hostnet.metadata_proxy import (
     ADDRESS_HEADER,
@@ -28,7 +29,7 @@ from provisioning.drivers.hostnet.metadata_proxy import (
     signature,
 )
 from provisioning.models import Node
-from provisioning.serializers import PhoneHomeInput
+from provisioning.serializers import HeartbeatInput, PhoneHomeInput
 from provisioning.states import NODE_LAUNCHING
 
 DOCUMENTS: dict[str, Callable[[Node, str], str]] = {
@@ -111,3 +112,32 @@ class PhoneHomeView(APIView):
         ):
             phone_home.report(node, data["step"], data["state"], data["message"], data["code"])
         return Response({"node": node.name, "step": data["step"], "state": data["state"]})
+
+
+class HeartbeatView(APIView):
+    """A running node's heartbeat (provisioning.node_health); one that is no longer running
+    answers 409 (`node_not_running`), and its agent stops sending them."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [PhoneHomeThrottle]
+
+    def post(self, request: Request) -> Response:
+        payload = HeartbeatInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        node = asking_node(request, data["token"])
+        if node is None:
+            raise Http404("Unknown or revoked node token.")
+        sample = node_health.Sample(
+            load1=data["load1"],
+            cpu_percent=data["cpu_percent"],
+            memory_used_mib=data["memory_used_mib"],
+            memory_total_mib=data["memory_total_mib"],
+            disk_used_percent=data["disk_used_percent"],
+            k3s_state=data["k3s"],
+        )
+        listed = data.get("nodes")
+        kube_nodes = None if listed is None else {n["name"]: n["status"] for n in listed}
+        state = node_health.record(node, sample, kube_nodes, timezone.now())
+        return Response({"node": node.name, "health": state})

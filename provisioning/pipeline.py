@@ -29,7 +29,7 @@ from provisioning import (
 )
 from provisioning.drivers import get_driver
 from provisioning.drivers.base import DomainSpec, HypervisorDriver, VolumeSpec
-from provisioning.models import BaseImage, Cluster, Node, NodeStep
+from provisioning.models import BaseImage, Cluster, Node, NodeHealth, NodeStep
 from provisioning.states import (
     CLUSTER_GONE,
     NODE_ACTIVE,
@@ -98,6 +98,8 @@ def step_done(node: Node, step: str) -> None:
 
 def node_ready(node: Node, when: datetime) -> None:
     if transition(node, [N.PROVISIONING], N.RUNNING, ready_at=when):
+        # A retried node starts its health afresh: its first run's heartbeats stopped.
+        NodeHealth.objects.filter(node=node).delete()
         refresh_cluster(node.cluster)
 
 

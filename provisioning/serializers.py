@@ -130,3 +130,22 @@ class PhoneHomeInput(serializers.Serializer):
     message = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
     # A failure's own code (e.g. k3s_bundle_missing); others become `<step>_failed`.
     code = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
+
+
+class KubeNodeInput(serializers.Serializer):
+    name = serializers.CharField(max_length=63)
+    status = serializers.CharField(max_length=40)  # kubectl's STATUS: Ready, NotReady, ...
+
+
+class HeartbeatInput(serializers.Serializer):
+    """What the guest agent's heartbeat posts (provisioning.node_health)."""
+
+    token = serializers.CharField(max_length=128)
+    load1 = serializers.FloatField(min_value=0, max_value=100000)
+    cpu_percent = serializers.FloatField(min_value=0, max_value=100)
+    memory_used_mib = serializers.IntegerField(min_value=0, max_value=2**31 - 1)
+    memory_total_mib = serializers.IntegerField(min_value=0, max_value=2**31 - 1)
+    disk_used_percent = serializers.FloatField(min_value=0, max_value=100)
+    k3s = serializers.CharField(max_length=20, allow_blank=True)
+    # The server's `k3s kubectl get nodes`; agents send none.
+    nodes = serializers.ListField(child=KubeNodeInput(), required=False, max_length=1000)

@@ -1,9 +1,11 @@
 """The guest simulator's task: plays a test-driver VM's guest (provisioning.guest_sim)."""
 
 from celery import Task, shared_task
+from django.utils import timezone
 
 from provisioning import enqueue, guest_seed, guest_sim
 from provisioning.models import Node
+from provisioning.states import NodeStatus
 
 NOT_READY_WAIT = 0.25  # seconds between an agent's tries while the server comes up
 
@@ -24,3 +26,16 @@ def simulate_guest(self: Task, node_id: int, index: int) -> None:
         if delay > 0:
             enqueue.simulate_guest(node_id, index, countdown=delay)
             return
+    if node is not None and index == len(guest_sim.SEQUENCE):
+        # Up: the first heartbeat at once, as the agent's timer sends it (OnActiveSec=0).
+        guest_sim.send_heartbeat(node, guest_seed.node_token(node), timezone.now())
+
+
+@shared_task(name="provisioning.simulate_heartbeats", ignore_result=True)
+def simulate_heartbeats() -> int:
+    """Beat, every HEARTBEAT_SECONDS: each simulated running guest sends its heartbeat."""
+    now = timezone.now()
+    nodes = guest_sim.played().filter(status=NodeStatus.RUNNING).select_related("pool__size")
+    for node in nodes:
+        guest_sim.send_heartbeat(node, guest_seed.node_token(node), now)
+    return len(nodes)

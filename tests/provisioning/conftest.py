@@ -27,8 +27,8 @@ def guest_over_client(monkeypatch: pytest.MonkeyPatch) -> None:
     same URL, same view, no server process needed by eager tests."""
     client = Client()
 
-    def post(payload: dict[str, str]) -> guest_sim.Reply:
-        response = client.post(guest_sim.PHONE_HOME_PATH, payload, content_type="application/json")
+    def post(payload: dict[str, Any], path: str = guest_sim.PHONE_HOME_PATH) -> guest_sim.Reply:
+        response = client.post(path, payload, content_type="application/json")
         return guest_sim.Reply(response.status_code, response.content.decode())
 
     monkeypatch.setattr(guest_sim, "post", post)

@@ -1,0 +1,145 @@
+"""Running nodes' health, from the heartbeats their guest agent sends every HEARTBEAT_SECONDS
+(provisioning/guest_agent.sh; the simulator's in embedded mode).
+
+A heartbeat carries the node's load, CPU, memory, disk and its k3s unit's state, and on
+the server the STATUS of every node in `k3s kubectl get nodes`. The last hour is kept for
+the cluster page's charts. A running node is unhealthy when its heartbeat stops for
+HEARTBEAT_STALE_SECONDS, its k3s unit is not active, or the server's list says it is not
+Ready (or lacks it); it is healthy again as soon as none of that holds. Changes to and
+from unhealthy go into the cluster's timeline.
+"""
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+
+from observability import events
+from observability.models import EventState
+from portal.errors import Conflict
+from provisioning.models import HealthState, Node, NodeHealth, NodeHeartbeat
+from provisioning.states import NodeStatus
+
+H = HealthState
+READY = "Ready"
+ACTIVE = "active"
+
+
+@dataclass(frozen=True)
+class Sample:
+    load1: float
+    cpu_percent: float
+    memory_used_mib: int
+    memory_total_mib: int
+    disk_used_percent: float
+    k3s_state: str
+
+
+class NotRunning(Conflict):
+    """Only a running node sends heartbeats (a failed or deleted one is told to stop)."""
+
+    code = "node_not_running"
+
+
+def _stale() -> timedelta:
+    return timedelta(seconds=settings.HEARTBEAT_STALE_SECONDS)
+
+
+def verdict(node: Node, health: NodeHealth, now: datetime) -> tuple[str, str]:
+    """The node's state and the reason shown for it."""
+    if health.seen_at is None:
+        if node.ready_at is not None and now - node.ready_at > _stale():
+            return H.UNHEALTHY, "no heartbeat since it became ready"
+        return H.UNKNOWN, "waiting for its first heartbeat"
+    if now - health.seen_at > _stale():
+        return H.UNHEALTHY, f"no heartbeat since {health.seen_at:%H:%M:%S} UTC"
+    if health.k3s_state != ACTIVE:
+        return H.UNHEALTHY, f"its k3s service is {health.k3s_state or 'unknown'}"
+    # A node that has just joined may take a moment to be Ready in the server's list.
+    settled = node.ready_at is None or now - node.ready_at > _stale()
+    if settled and health.kube_status == NodeHealth.ABSENT:
+        return H.UNHEALTHY, "the server's node list does not have it"
+    if settled and health.kube_status and not health.kube_status.startswith(READY):
+        return H.UNHEALTHY, f"Kubernetes reports it {health.kube_status}"
+    return H.HEALTHY, ""
+
+
+def _locked_health(node: Node, now: datetime) -> NodeHealth:
+    health, _ = NodeHealth.objects.select_for_update().get_or_create(
+        node=node, defaults={"state": H.UNKNOWN, "changed_at": now}
+    )
+    return health
+
+
+def _judge(node: Node, health: NodeHealth, now: datetime) -> None:
+    """Save the verdict on the (locked) row; a change to or from unhealthy is an event."""
+    state, reason = verdict(node, health, now)
+    was = health.state
+    if state != was:
+        health.changed_at = now
+    health.state, health.reason = state, reason
+    health.save()
+    if state == was or H.UNHEALTHY not in (state, was):
+        return
+    if state == H.UNHEALTHY:
+        events.record(
+            node.cluster,
+            f"{node.name} is unhealthy: {reason}.",
+            state=EventState.FAILED,
+            node=node.name,
+        )
+    else:
+        events.record(node.cluster, f"{node.name} is healthy again.", node=node.name)
+
+
+@transaction.atomic
+def record(node: Node, sample: Sample, kube_nodes: Mapping[str, str] | None, now: datetime) -> str:
+    """Apply one heartbeat (`kube_nodes`: the server's list, name to STATUS, or None);
+    returns the node's health state."""
+    if node.status != NodeStatus.RUNNING:
+        raise NotRunning(f"node is {node.status}, not running: no more heartbeats")
+    health = _locked_health(node, now)
+    # At most two samples per interval are kept, however often a guest posts.
+    last = NodeHeartbeat.objects.filter(node=node).order_by("-id").values_list("at", flat=True)
+    last_at = last.first()
+    if last_at is None or now - last_at >= timedelta(seconds=settings.HEARTBEAT_SECONDS / 2):
+        NodeHeartbeat.objects.create(node=node, at=now, **asdict(sample))
+        history = timedelta(seconds=settings.HEARTBEAT_HISTORY_SECONDS)
+        NodeHeartbeat.objects.filter(node=node, at__lt=now - history).delete()
+    health.seen_at, health.k3s_state = now, sample.k3s_state[:20]
+    if node.is_server and kube_nodes is not None:
+        others = Node.objects.filter(cluster_id=node.cluster_id, status=NodeStatus.RUNNING)
+        for other in others.exclude(pk=node.pk).select_related("cluster").order_by("pk"):
+            other_health = _locked_health(other, now)
+            other_health.kube_status = kube_nodes.get(other.name, NodeHealth.ABSENT)[:40]
+            _judge(other, other_health, now)
+        health.kube_status = kube_nodes.get(node.name, NodeHealth.ABSENT)[:40]
+    _judge(node, health, now)
+    return health.state
+
+
+def silent_nodes(now: datetime) -> list[int]:
+    """Running nodes not yet judged unhealthy whose heartbeat is overdue (or never came)."""
+    cutoff = now - _stale()
+    overdue = Node.objects.filter(status=NodeStatus.RUNNING, ready_at__lt=cutoff).exclude(
+        health__state=H.UNHEALTHY
+    )
+    never = overdue.filter(health__isnull=True)
+    late = overdue.filter(health__seen_at__lt=cutoff)
+    return list((never | late).values_list("pk", flat=True))
+
+
+def judge_silent(now: datetime) -> int:
+    """Mark the silent nodes unhealthy (each in its own transaction); how many were."""
+    count = 0
+    for node_id in silent_nodes(now):
+        with transaction.atomic():
+            node = Node.objects.select_related("cluster").filter(pk=node_id).first()
+            if node is None or node.status != NodeStatus.RUNNING:
+                continue
+            health = _locked_health(node, now)
+            _judge(node, health, now)
+            count += health.state == H.UNHEALTHY
+    return count
