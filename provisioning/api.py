@@ -51,7 +51,7 @@ class ClusterViewSet(
 
     def get_queryset(self) -> QuerySet[Cluster]:
         """The caller's clusters with everything the serializer reads, in constant queries."""
-        nodes = Node.objects.select_related("hypervisor", "port", "pool").order_by("id")
+        nodes = Node.objects.select_related("hypervisor", "port", "pool", "health").order_by("id")
         clusters = (
             access.for_request(Cluster.objects.all(), self.request)
             .select_related("region", "k3s_version", "network", "firewall", "organisation")

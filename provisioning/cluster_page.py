@@ -1,27 +1,34 @@
-"""What the cluster page shows live: progress and ETA, node steps, the timeline.
+"""What the cluster page shows live: progress and ETA, node steps, running nodes' health
+with their last hour of CPU and memory, the timeline.
 
 The same context feeds the page, its polling fragment and the websocket fragments, so
 the three never disagree.
 """
 
+from collections import defaultdict
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Prefetch
 from django.template.loader import render_to_string
+from django.utils import timezone
 
+from observability import charts
 from observability.models import Event
-from provisioning import addresses, eta, steps
-from provisioning.models import Cluster, Node, NodeStep
+from provisioning import addresses, eta, node_health, steps
+from provisioning.models import Cluster, HealthState, Node, NodeHeartbeat, NodeStep
 from provisioning.states import CLUSTER_LAUNCHING, NodeStatus
 
 SEED_MARK_SECONDS = 90
 TIMELINE = 200  # most recent events on the page
+MIN_CHART_SECONDS = 60.0
 
 
 def with_nodes(queryset: Any) -> Any:
     nodes = (
         Node.objects.exclude(status=NodeStatus.DELETED)
-        .select_related("hypervisor", "port", "pool__size")
+        .select_related("hypervisor", "port", "pool__size", "health")
         .prefetch_related(Prefetch("steps", queryset=NodeStep.objects.order_by("id")))
         .order_by("id")
     )
@@ -74,6 +81,44 @@ def _row(node: Node) -> dict[str, Any]:
     }
 
 
+def health_context(nodes: list[Node]) -> dict[str, Any]:
+    """Each running node's verdict, latest figures and last hour (one query for all).
+    A node's charts span from its first sample of the hour to now, so a node up for five
+    minutes has five minutes across, not a sliver at the right-hand end."""
+    running = [node for node in nodes if node.status == NodeStatus.RUNNING]
+    now = timezone.now()
+    since = now - timedelta(seconds=settings.HEARTBEAT_HISTORY_SECONDS)
+    history: dict[int, list[NodeHeartbeat]] = defaultdict(list)
+    beats = NodeHeartbeat.objects.filter(node__in=running, at__gte=since).order_by("id")
+    for beat in beats if running else []:
+        history[beat.node_id].append(beat)
+    rows = []
+    for node in running:
+        samples = history[node.pk]
+        start = samples[0].at if samples else now
+        span = max((now - start).total_seconds(), MIN_CHART_SECONDS)
+        timed = [((beat.at - start).total_seconds(), beat) for beat in samples]
+        health = node_health.health_of(node)
+        rows.append(
+            {
+                "node": node,
+                "state": health.state if health else HealthState.UNKNOWN,
+                "reason": health.reason if health else node_health.FIRST_HEARTBEAT,
+                "health": health,
+                "latest": samples[-1] if samples else None,
+                "since": start,
+                "cpu": charts.line([(t, b.cpu_percent) for t, b in timed], window=span),
+                "memory": charts.line([(t, b.memory_percent) for t, b in timed], window=span),
+            }
+        )
+    return {
+        "health_rows": rows,
+        "healthy_nodes": sum(1 for row in rows if row["state"] == HealthState.HEALTHY),
+        "unhealthy_nodes": sum(1 for row in rows if row["state"] == HealthState.UNHEALTHY),
+        "history_minutes": settings.HEARTBEAT_HISTORY_SECONDS // 60,
+    }
+
+
 def live_context(cluster: Cluster) -> dict[str, Any]:
     nodes = list(cluster.nodes.all())
     # Newest first: what just happened is at the top, in view as it arrives.
@@ -96,6 +141,7 @@ def live_context(cluster: Cluster) -> dict[str, Any]:
         "events": events,
         "last_event_id": events[0].id if events else 0,
         "steps": steps.TABLE,
+        **health_context(nodes),
     }
 
 
@@ -104,3 +150,9 @@ def live_fragments(cluster: Cluster) -> str:
     return render_to_string(
         "provisioning/_partials/cluster_live.html", {**live_context(cluster), "oob": True}
     )
+
+
+def health_fragment(cluster: Cluster) -> str:
+    """The health card alone, out of band: what a new heartbeat changes."""
+    context = {"cluster": cluster, **health_context(list(cluster.nodes.all())), "oob": True}
+    return render_to_string("provisioning/_partials/cluster_health.html", context)

@@ -5,6 +5,8 @@ adds what only provisioning knows: who may watch which cluster, and what a clien
 first (the status and progress, or the page's rendered fragments).
 """
 
+import asyncio
+from time import monotonic
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -16,7 +18,22 @@ from observability.models import Event
 from portal import access
 from portal.models import ApiToken
 from provisioning import cluster_page
-from provisioning.models import Cluster
+from provisioning.models import Cluster, NodeHeartbeat
+
+# Heartbeats are no events (they would flood the timeline): the page looks for a new one
+# this often, and the watchers of a cluster in one process share the lookup.
+HEALTH_POLL_SECONDS = 5.0
+_newest_beat: dict[int, tuple[float, int]] = {}
+
+
+def newest_heartbeat(cluster_pk: int) -> int:
+    checked = _newest_beat.get(cluster_pk)
+    if checked is not None and monotonic() - checked[0] < HEALTH_POLL_SECONDS / 2:
+        return checked[1]
+    beats = NodeHeartbeat.objects.filter(node__cluster_id=cluster_pk).order_by("-id")
+    newest = beats.values_list("id", flat=True).first() or 0
+    _newest_beat[cluster_pk] = (monotonic(), newest)
+    return newest
 
 
 def visible_cluster(scope: dict[str, Any], cluster_id: str) -> Cluster | None:
@@ -55,7 +72,17 @@ class ClusterLiveConsumer(ClusterEventsConsumer):
     async def greet(self) -> None:
         # The fragments show everything so far; only later events need a new render.
         self.last_id = await database_sync_to_async(feed.newest_id)(self.cluster_pk)
+        self.last_beat = await database_sync_to_async(newest_heartbeat)(self.cluster_pk)
         await self.send(text_data=await self.fragments())
+        self.tasks.append(asyncio.create_task(self.follow_health()))
+
+    async def follow_health(self) -> None:
+        while True:
+            await asyncio.sleep(HEALTH_POLL_SECONDS)
+            beat = await database_sync_to_async(newest_heartbeat)(self.cluster_pk)
+            if beat != self.last_beat:
+                self.last_beat = beat
+                await self.send(text_data=await self.health())
 
     async def flush(self, doorbell: int | None = None) -> None:
         batch = await self.new_events(doorbell)
@@ -67,3 +94,8 @@ class ClusterLiveConsumer(ClusterEventsConsumer):
     def fragments(self) -> str:
         cluster = cluster_page.with_nodes(Cluster.objects.filter(pk=self.cluster_pk)).get()
         return cluster_page.live_fragments(cluster)
+
+    @database_sync_to_async
+    def health(self) -> str:
+        cluster = cluster_page.with_nodes(Cluster.objects.filter(pk=self.cluster_pk)).get()
+        return cluster_page.health_fragment(cluster)

@@ -25,6 +25,7 @@ from provisioning.states import NodeStatus
 H = HealthState
 READY = "Ready"
 ACTIVE = "active"
+FIRST_HEARTBEAT = "waiting for its first heartbeat"
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ def verdict(node: Node, health: NodeHealth, now: datetime) -> tuple[str, str]:
     if health.seen_at is None:
         if node.ready_at is not None and now - node.ready_at > _stale():
             return H.UNHEALTHY, "no heartbeat since it became ready"
-        return H.UNKNOWN, "waiting for its first heartbeat"
+        return H.UNKNOWN, FIRST_HEARTBEAT
     if now - health.seen_at > _stale():
         return H.UNHEALTHY, f"no heartbeat since {health.seen_at:%H:%M:%S} UTC"
     if health.k3s_state != ACTIVE:
@@ -64,6 +65,14 @@ def verdict(node: Node, health: NodeHealth, now: datetime) -> tuple[str, str]:
     if settled and health.kube_status and not health.kube_status.startswith(READY):
         return H.UNHEALTHY, f"Kubernetes reports it {health.kube_status}"
     return H.HEALTHY, ""
+
+
+def health_of(node: Node) -> NodeHealth | None:
+    """The node's health row (select_related("health") reads it with the node)."""
+    try:
+        return node.health
+    except NodeHealth.DoesNotExist:
+        return None
 
 
 def _locked_health(node: Node, now: datetime) -> NodeHealth:

@@ -4,9 +4,18 @@ from typing import Any
 
 from rest_framework import serializers
 
-from provisioning import addresses
+from provisioning import addresses, node_health
 from provisioning.cluster_spec import ClusterRequest, PoolRequest
-from provisioning.models import Cluster, IssuedCredential, K3sVersion, Node, NodeSize, Region
+from provisioning.models import (
+    Cluster,
+    HealthState,
+    IssuedCredential,
+    K3sVersion,
+    Node,
+    NodeSize,
+    Region,
+)
+from provisioning.states import NodeStatus
 
 # Shapes only: the rules on names and counts are the services' (provisioning.cluster_spec).
 
@@ -53,13 +62,40 @@ class NodeOutput(serializers.ModelSerializer):
     hypervisor = serializers.CharField(source="hypervisor.name", allow_null=True, default=None)
     ip = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
+    health = serializers.SerializerMethodField()
 
     class Meta:
         model = Node
-        fields = ["id", "name", "pool", "is_server", "status", "step", "hypervisor", "ip", "error"]
+        fields = [
+            "id",
+            "name",
+            "pool",
+            "is_server",
+            "status",
+            "step",
+            "hypervisor",
+            "ip",
+            "error",
+            "health",
+        ]
 
     def get_ip(self, node: Node) -> str | None:
         return addresses.address_of(node)
+
+    def get_health(self, node: Node) -> dict[str, Any] | None:
+        """A running node's verdict (provisioning.node_health); None for the others."""
+        if node.status != NodeStatus.RUNNING:
+            return None
+        health = node_health.health_of(node)
+        if health is None:
+            return {"state": HealthState.UNKNOWN, "reason": node_health.FIRST_HEARTBEAT}
+        return {
+            "state": health.state,
+            "reason": health.reason,
+            "last_heartbeat": health.seen_at,
+            "k3s": health.k3s_state,
+            "kubernetes": health.kube_status,
+        }
 
     def get_error(self, node: Node) -> dict[str, str] | None:
         if not node.error_code:
