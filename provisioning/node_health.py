@@ -57,7 +57,7 @@ def verdict(node: Node, health: NodeHealth, now: datetime) -> tuple[str, str]:
     if now - health.seen_at > _stale():
         return H.UNHEALTHY, f"no heartbeat since {health.seen_at:%H:%M:%S} UTC"
     if health.k3s_state != ACTIVE:
-        return H.UNHEALTHY, f"its k3s service is {health.k3s_state or 'unknown'}"
+        return H.UNHEALTHY, f"its k3s service is not running ({health.k3s_state or 'unknown'})"
     # A node that has just joined may take a moment to be Ready in the server's list.
     settled = node.ready_at is None or now - node.ready_at > _stale()
     if settled and health.kube_status == NodeHealth.ABSENT:

@@ -111,6 +111,7 @@ def fail_node(node: Node, step: str, code: str, message: str) -> None:
         N.FAILED,
         error_code=code,
         error_message=message[:500],
+        progressed_at=timezone.now(),  # when it failed (the staff dashboard counts these)
     ):
         return
     NodeStep.objects.filter(node=node, step=step).update(failed=True)

@@ -1,4 +1,5 @@
-"""The staff console's hypervisor page: capacity, state and last sync of every host."""
+"""The staff console: the dashboard (/staff/), any organisation's cluster as its owners
+see it (read-only), and the hypervisors' page (capacity, state, last sync, cordon)."""
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -6,8 +7,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from portal import access
 from portal.second_factor import staff_verified_required
-from provisioning import inventory
-from provisioning.models import Hypervisor
+from provisioning import cluster_page, inventory, staff_dashboard
+from provisioning.models import Cluster, Hypervisor
 
 _CHANGES = {"cordon": inventory.cordon, "uncordon": inventory.uncordon}
 
@@ -33,3 +34,17 @@ def staff_hypervisor_list(request: HttpRequest) -> HttpResponse:
         "provisioning/staff_hypervisor_list.html",
         {"hypervisors": Hypervisor.objects.select_related("region")},
     )
+
+
+@staff_verified_required
+def staff_dashboard_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "provisioning/staff_dashboard.html", staff_dashboard.figures())
+
+
+@staff_verified_required
+def staff_cluster(request: HttpRequest, cluster_id: str) -> HttpResponse:
+    """A cluster of any organisation: its progress, nodes, health and timeline."""
+    cluster = get_object_or_404(
+        cluster_page.with_nodes(Cluster.objects.select_related("organisation")), uuid=cluster_id
+    )
+    return render(request, "provisioning/staff_cluster.html", cluster_page.live_context(cluster))

@@ -20,5 +20,7 @@ urlpatterns: list = [
         name="cluster_scale",
     ),
     path("guest/<str:token>/<str:document>", guest_views.seed_document, name="guest_seed"),
+    path("staff/", staff_views.staff_dashboard_page, name="staff_dashboard"),
+    path("staff/clusters/<uuid:cluster_id>/", staff_views.staff_cluster, name="staff_cluster"),
     path("staff/hypervisors/", staff_views.staff_hypervisor_list, name="staff_hypervisor_list"),
 ]

@@ -63,7 +63,7 @@ def test_the_api_gives_each_running_nodes_verdict(running: Cluster, alice, acme,
     nodes = api_for(alice, acme).get(f"/api/v1/clusters/{running.uuid}").json()["nodes"]
     verdicts = {n["name"]: n["health"] for n in nodes}
     assert verdicts[agent.name]["state"] == "unhealthy"
-    assert verdicts[agent.name]["reason"] == "its k3s service is inactive"
+    assert verdicts[agent.name]["reason"] == "its k3s service is not running (inactive)"
     assert verdicts[agent.name]["k3s"] == "inactive"
     server = Node.objects.get(is_server=True)
     assert verdicts[server.name]["state"] == "healthy"

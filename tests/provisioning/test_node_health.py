@@ -85,7 +85,7 @@ def test_a_node_whose_k3s_is_down_is_unhealthy(running: Cluster, client, setting
     assert agent is not None
     settings.HEARTBEAT_SECONDS = 0  # keep every sample
     assert beat(client, agent, k3s="failed").json()["health"] == "unhealthy"
-    assert NodeHealth.objects.get(node=agent).reason == "its k3s service is failed"
+    assert NodeHealth.objects.get(node=agent).reason == "its k3s service is not running (failed)"
     assert beat(client, agent).json()["health"] == "healthy"
 
 

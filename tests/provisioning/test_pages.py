@@ -95,7 +95,7 @@ def test_scale_and_polling_fragment(demo_cloud, alice, browser_for) -> None:
         reverse("provisioning:cluster_detail", args=[cluster.uuid]), HTTP_HX_REQUEST="true"
     )
     html = fragment.content.decode()
-    assert html.count('hx-swap-oob="true"') == 4
+    assert html.count('hx-swap-oob="true"') == 5  # badge, progress, nodes, health, timeline
     assert html.count('data-state="done"') == 20
 
 
