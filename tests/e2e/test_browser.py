@@ -271,6 +271,11 @@ def test_launch_watch_live_download_and_delete(tab: Tab, portal: Portal, review_
     took = re.search(r"Ready in (\d+(?:\.\d)?) s", ready)
     assert took and 0 < float(took[1]) < 90, ready
     expect(page.locator("#progress")).to_contain_text("beaten")
+    # Each running node's first heartbeat reaches the open page: healthy, with its figures.
+    health = page.locator("#health tbody tr")
+    expect(health.and_(page.locator("[data-health=healthy]"))).to_have_count(3, timeout=15_000)
+    expect(page.locator("#health")).to_contain_text("3 of 3 running nodes healthy")
+    expect(health.first.locator("svg.spark polyline")).to_have_count(2)
     tab.shot(review_dir, "cluster-running")
 
     with page.expect_download() as download:
