@@ -9,19 +9,23 @@ time to running per cluster, the CPU each process used, and where a node's time 
 Run: .venv/bin/python bench/launch.py --mode embedded   (SQLite, filesystem broker)
      .venv/bin/python bench/launch.py --mode services   (PostgreSQL + Redis, local)
 Add --profile DIR to sample both processes with py-spy (pip install py-spy; not a project
-dependency) and print their hottest functions.
+dependency) and print their hottest functions. --observe both runs it twice, logs at
+WARNING without tracing and then logs at INFO with every trace exported over OTLP (to a
+sink in this process), and prints what logging and tracing cost (goal <= 10 %).
 """
 
 import argparse
+import http.server
 import os
 import signal
 import sys
+import threading
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from statistics import mean
+from statistics import mean, median
 from typing import Any
 
 import _portal as portal
@@ -151,16 +155,34 @@ def hottest(raw: Path, top: int = 10) -> tuple[list[tuple[str, float]], list[tup
     return shares(functions), shares(packages)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=portal.MODES, required=True)
-    parser.add_argument("--clusters", type=int, default=10)
-    parser.add_argument("--nodes", type=int, default=3, help="nodes per cluster")
-    parser.add_argument("--concurrency", type=int, default=8, help="worker threads")
-    parser.add_argument("--web-workers", type=int, default=1, help="uvicorn processes")
-    parser.add_argument("--timeout", type=float, default=300)
-    parser.add_argument("--profile", type=Path, help="directory for py-spy samples")
-    args = parser.parse_args()
+class TraceSink:
+    """A stand-in OTLP/HTTP collector on a free port: takes every export, counts it."""
+
+    def __init__(self) -> None:
+        sink = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                size = int(self.headers.get("Content-Length", 0))
+                self.rfile.read(size)
+                sink.exports += 1
+                sink.bytes += size
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.exports = self.bytes = 0
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def measure(args: argparse.Namespace, observed: bool) -> dict[str, Any]:
+    """One launch of the whole batch on a fresh portal; `observed`: INFO-level JSON logs
+    and every trace exported over OTLP, else warnings only and no tracing."""
     port = portal.free_port()
     room = {  # quota for the whole run, in one organisation
         "QUOTA_CLUSTERS": str(args.clusters),
@@ -168,7 +190,9 @@ def main() -> None:
         "QUOTA_VCPUS": str(args.clusters * args.nodes),
         "QUOTA_MEMORY_MIB": str(args.clusters * args.nodes * 2048),
     }
-    with portal.portal_environment(args.mode, port, CLOUD_GUEST_SIM_SCALE="0", **room):
+    sink = TraceSink() if observed else None
+    observe = {"LOG_LEVEL": "INFO", "OTEL_EXPORTER_OTLP_ENDPOINT": sink.url} if sink else {}
+    with portal.portal_environment(args.mode, port, CLOUD_GUEST_SIM_SCALE="0", **room, **observe):
         token = portal.prepare()
         wrapped = args.profile is not None
         if args.profile:
@@ -191,6 +215,9 @@ def main() -> None:
             cpu["whole machine"] = busy
             tasks = portal.log_count("worker", "] received") - tasks
             not_ready = portal.log_count("web", "Conflict: /api/v1/guest/phone-home")
+            log_bytes = sum(
+                (Path(os.environ["DATA_DIR"]) / f"{name}.log").stat().st_size for name in NAMES
+            )
             phases = breakdown(port, token, run["clusters"])
         except SystemExit:
             print(portal.log_tail("worker"), portal.log_tail("web"), sep="\n")
@@ -201,20 +228,40 @@ def main() -> None:
                     child.send_signal(signal.SIGINT)
                     child.wait(timeout=60)
             portal.stop(*children.values())
-
     clusters = run["clusters"]
-    ready = [when(c["ready_at"]) for c in clusters]
-    total = max(ready) - run["start"]
-    per_cluster = [when(c["ready_at"]) - when(c["created_at"]) for c in clusters]
+    return {
+        "run": run,
+        "total": max(when(c["ready_at"]) for c in clusters) - run["start"],
+        "per_cluster": [when(c["ready_at"]) - when(c["created_at"]) for c in clusters],
+        "cpu": cpu,
+        "busy": busy,
+        "ticks": ticks,
+        "tasks": tasks,
+        "not_ready": not_ready,
+        "phases": phases,
+        "log_bytes": log_bytes,
+        "trace_exports": sink.exports if sink else 0,
+        "trace_bytes": sink.bytes if sink else 0,
+    }
+
+
+def report(args: argparse.Namespace, shown: dict[str, Any], observed: bool) -> None:
     count = args.clusters * args.nodes
     goal = 20 if args.mode == "services" else 5
+    observing = (
+        f"logs at INFO ({shown['log_bytes'] / 1024:.0f} KiB), traces over OTLP "
+        f"({shown['trace_exports']} exports, {shown['trace_bytes'] / 1024:.0f} KiB)"
+        if observed
+        else f"logs at WARNING ({shown['log_bytes'] / 1024:.0f} KiB), no tracing"
+    )
     print(
         f"mode: {args.mode}; {args.clusters} clusters x {args.nodes} nodes, instant guests, "
-        f"{args.concurrency} worker threads"
+        f"{args.concurrency} worker threads; {observing}"
     )
-    print(f"all {args.clusters} POSTs answered (202) in {run['accepted']:.2f} s")
-    print(f"total: {total:.2f} s from the first POST to the last cluster running")
-    print(f"nodes/s: {count / total:.1f} (goal >= {goal})")
+    print(f"all {args.clusters} POSTs answered (202) in {shown['run']['accepted']:.2f} s")
+    print(f"total: {shown['total']:.2f} s from the first POST to the last cluster running")
+    print(f"nodes/s: {count / shown['total']:.1f} (goal >= {goal})")
+    per_cluster = shown["per_cluster"]
     print(
         f"time to running per cluster: p50 {percentile(per_cluster, 0.5):.2f} s, "
         f"p95 {percentile(per_cluster, 0.95):.2f} s"
@@ -222,18 +269,19 @@ def main() -> None:
     cores = os.cpu_count() or 1
     print(
         "CPU seconds used: "
-        + ", ".join(f"{n} {s:.1f}" for n, s in cpu.items())
-        + f" ({cores} cores busy {100 * busy / ticks:.0f} % over the run; other load counts)"
+        + ", ".join(f"{n} {s:.1f}" for n, s in shown["cpu"].items())
+        + f" ({cores} cores busy {100 * shown['busy'] / shown['ticks']:.0f} % over the run;"
+        " other load counts)"
     )
     print(
-        f"worker tasks: {tasks} ({tasks / count:.1f} per node); guest reports refused with "
-        f"409 while a server was not Ready: {not_ready}"
+        f"worker tasks: {shown['tasks']} ({shown['tasks'] / count:.1f} per node); guest reports "
+        f"refused with 409 while a server was not Ready: {shown['not_ready']}"
     )
     print("where a node's time goes (s): mean, p95")
-    for label, values in phases.items():
+    for label, values in shown["phases"].items():
         print(f"  {label:<48} {mean(values):6.2f} {percentile(values, 0.95):6.2f}")
     if args.profile:
-        for name in children:
+        for name in NAMES:
             raw = args.profile / f"{name}.txt"
             if not raw.exists():
                 print(f"no py-spy samples for {name} (is py-spy installed and allowed?)")
@@ -245,6 +293,49 @@ def main() -> None:
             print(
                 "  by package: " + ", ".join(f"{label} {share:.0f} %" for label, share in packages)
             )
+
+
+def compare(args: argparse.Namespace, runs: dict[bool, list[dict[str, Any]]]) -> None:
+    """What logging and tracing cost: the medians of throughput and of machine CPU per node,
+    off and on, their runs alternated (goal <= 10 %)."""
+    count = args.clusters * args.nodes
+    rate = {on: median(count / shown["total"] for shown in runs[on]) for on in runs}
+    cpu = {on: median(1000 * shown["busy"] / count for shown in runs[on]) for on in runs}
+    for on, label in ((False, "off"), (True, "on")):
+        each = ", ".join(f"{count / shown['total']:.1f}" for shown in runs[on])
+        print(f"  {label}: nodes/s {each}; median {rate[on]:.1f}, {cpu[on]:.0f} ms CPU per node")
+    print(
+        f"logging and tracing, medians of {len(runs[True])} runs each: throughput cost "
+        f"{100 * (1 - rate[True] / rate[False]):.1f} %, machine CPU per node cost "
+        f"{100 * (cpu[True] / cpu[False] - 1):.1f} % (goal <= 10 %)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=portal.MODES, required=True)
+    parser.add_argument("--clusters", type=int, default=10)
+    parser.add_argument("--nodes", type=int, default=3, help="nodes per cluster")
+    parser.add_argument("--concurrency", type=int, default=8, help="worker threads")
+    parser.add_argument("--web-workers", type=int, default=1, help="uvicorn processes")
+    parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--profile", type=Path, help="directory for py-spy samples")
+    parser.add_argument(
+        "--observe",
+        choices=("off", "on", "both"),
+        default="off",
+        help="logs at INFO and traces over OTLP (to a local sink); both: off, then on",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="with --observe both: off/on pairs")
+    args = parser.parse_args()
+    order = {"off": [False], "on": [True], "both": [False, True] * args.rounds}[args.observe]
+    runs: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+    for observed in order:
+        runs[observed].append(measure(args, observed))
+        if len(runs[observed]) == 1:  # the first of each in full; the comparison has the rest
+            report(args, runs[observed][0], observed)
+    if args.observe == "both":
+        compare(args, runs)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@ tasks follow it through their message headers (the Celery instrumentation); ever
 call is a span (`traced`); and each guest report continues the launch's trace from the
 `traceparent` its cluster keeps (`continued`), so the whole launch is one trace although
 guests report over new connections. Exported over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT
-is set; off otherwise (the API's no-op tracer: spans cost nothing)."""
+is set; off otherwise (the API's no-op tracer: spans cost nothing). A span per SQL
+statement only with OTEL_TRACE_SQL: it is the whole cost of tracing a launch."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,7 +42,8 @@ def setup(exporter: SpanExporter | None = None) -> bool:
 
         DjangoInstrumentor().instrument()
         CeleryInstrumentor().instrument()
-        PsycopgInstrumentor().instrument()
+        if settings.OTEL_TRACE_SQL:
+            PsycopgInstrumentor().instrument()
         _instrumented = True
     return True
 

@@ -9,6 +9,7 @@ never read another's seed (its join token and CA keys), even holding its token.
 import hmac
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
@@ -16,6 +17,7 @@ from django.views.decorators.http import require_GET
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
@@ -92,21 +94,30 @@ class PhoneHomeThrottle(SimpleRateThrottle):
         return f"throttle_phone_home_{digest}"
 
 
-class PhoneHomeView(APIView):
-    """Guests report each step here. A report that must wait answers 409 (`not_ready`),
-    one out of order 400 (`illegal_report`), through the API's exception handler."""
+class GuestView(APIView):
+    """What a guest posts, with its node token in the body: no session, no API token."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes = [PhoneHomeThrottle]
 
-    def post(self, request: Request) -> Response:
-        payload = PhoneHomeInput(data=request.data)
+    def guest(self, request: Request, shape: type[Serializer]) -> tuple[Node, dict[str, Any]]:
+        """The body, checked against `shape` (400 naming the field), and the asking node."""
+        payload = shape(data=request.data)
         payload.is_valid(raise_exception=True)
-        data = payload.validated_data
+        data: dict[str, Any] = dict(payload.validated_data)
         node = asking_node(request, data["token"])
         if node is None:
             raise Http404("Unknown or revoked node token.")
+        return node, data
+
+
+class PhoneHomeView(GuestView):
+    """Guests report each step here. A report that must wait answers 409 (`not_ready`),
+    one out of order 400 (`illegal_report`), through the API's exception handler."""
+
+    def post(self, request: Request) -> Response:
+        node, data = self.guest(request, PhoneHomeInput)
         with tracing.continued(
             node.cluster.trace_parent, "guest.report", step=data["step"], state=data["state"]
         ):
@@ -114,29 +125,14 @@ class PhoneHomeView(APIView):
         return Response({"node": node.name, "step": data["step"], "state": data["state"]})
 
 
-class HeartbeatView(APIView):
+class HeartbeatView(GuestView):
     """A running node's heartbeat (provisioning.node_health); one that is no longer running
     answers 409 (`node_not_running`), and its agent stops sending them."""
 
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
-    throttle_classes = [PhoneHomeThrottle]
-
     def post(self, request: Request) -> Response:
-        payload = HeartbeatInput(data=request.data)
-        payload.is_valid(raise_exception=True)
-        data = payload.validated_data
-        node = asking_node(request, data["token"])
-        if node is None:
-            raise Http404("Unknown or revoked node token.")
-        sample = node_health.Sample(
-            load1=data["load1"],
-            cpu_percent=data["cpu_percent"],
-            memory_used_mib=data["memory_used_mib"],
-            memory_total_mib=data["memory_total_mib"],
-            disk_used_percent=data["disk_used_percent"],
-            k3s_state=data["k3s"],
-        )
+        node, data = self.guest(request, HeartbeatInput)
+        figures = {name: data[name] for name in node_health.FIGURES}
+        sample = node_health.Sample(**figures, k3s_state=data["k3s"])
         listed = data.get("nodes")
         kube_nodes = None if listed is None else {n["name"]: n["status"] for n in listed}
         state = node_health.record(node, sample, kube_nodes, timezone.now())

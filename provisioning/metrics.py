@@ -19,7 +19,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from portal.second_factor import verified
 from provisioning import queues
-from provisioning.models import Cluster, Hypervisor, Node, NodeStep
+from provisioning.models import Cluster, HealthState, Hypervisor, Node, NodeStep
 from provisioning.states import NodeStatus
 
 # Seconds: the steps take from milliseconds (a clone) to a minute or more (a real boot).
@@ -67,6 +67,20 @@ class PortalCollector:
         for status in NodeStatus.values:
             nodes.add_metric([status], by_status.get(status, 0))
         yield nodes
+
+        health = GaugeMetricFamily(
+            "k3s_portal_running_nodes_health",
+            "Running nodes by the health their heartbeats show.",
+            labels=["state"],
+        )
+        running = Node.objects.filter(status=NodeStatus.RUNNING)
+        judged = dict(running.values_list("health__state").annotate(n=Count("pk")))
+        for state in HealthState.values:
+            count = judged.get(state, 0)
+            if state == HealthState.UNKNOWN:
+                count += judged.get(None, 0)  # no heartbeat yet, so no health row
+            health.add_metric([state], count)
+        yield health
 
         clusters = GaugeMetricFamily(
             "k3s_portal_clusters", "Clusters by status.", labels=["status"]

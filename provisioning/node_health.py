@@ -38,6 +38,10 @@ class Sample:
     k3s_state: str
 
 
+# What a heartbeat measures, as the agent names it (its k3s unit's state comes as `k3s`).
+FIGURES = ("load1", "cpu_percent", "memory_used_mib", "memory_total_mib", "disk_used_percent")
+
+
 class NotRunning(Conflict):
     """Only a running node sends heartbeats (a failed or deleted one is told to stop)."""
 

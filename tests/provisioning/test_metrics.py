@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cloud.celery import app as celery_app
 from provisioning import queues
+from provisioning.models import NodeHealth
 from tests import second_factor
 from tests.provisioning.test_launch import launch
 
@@ -66,6 +67,14 @@ def test_a_launch_shows_in_the_metrics(
         assert sample(families, "k3s_portal_launch_step_seconds_count", step=step) == 3
         assert sample(families, "k3s_portal_launch_step_seconds_bucket", step=step, le="+Inf") == 3
     assert sample(families, "k3s_portal_create_to_running_seconds_count") == 1
+    # Their first heartbeats came with the launch; a node yet to send one is unknown.
+    assert sample(families, "k3s_portal_running_nodes_health", state="healthy") == 3
+    gone, sick = NodeHealth.objects.order_by("pk")[:2]
+    gone.delete()
+    NodeHealth.objects.filter(pk=sick.pk).update(state="unhealthy")
+    rescraped = scrape(settings)
+    for state in ("healthy", "unhealthy", "unknown"):
+        assert sample(rescraped, "k3s_portal_running_nodes_health", state=state) == 1
     hosts = {s.labels["host"] for s in families["k3s_portal_hypervisor_vcpus_allocated"].samples}
     assert hosts == {"hv-1", "hv-2", "hv-3"}
     allocated = families["k3s_portal_hypervisor_vcpus_allocated"].samples

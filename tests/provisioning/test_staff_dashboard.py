@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
+from django.db.models import F
 from django.utils import timezone
 
 from provisioning import pipeline, staff_dashboard
@@ -15,7 +16,11 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 
 
 def launch(api, name: str, count: int = 1) -> Cluster:
-    body = {"name": name, "region": "demo", "pools": [{"name": "w", "size": "small", "count": count}]}
+    body = {
+        "name": name,
+        "region": "demo",
+        "pools": [{"name": "w", "size": "small", "count": count}],
+    }
     assert api.post("/api/v1/clusters", body, format="json").status_code == 202
     return Cluster.objects.get(name=name)
 
@@ -26,7 +31,7 @@ def history(demo_cloud, alice, acme, bob, bobco, api_for) -> dict[str, Cluster]:
     fast = launch(api_for(alice, acme), "fast")
     slow = launch(api_for(bob, bobco), "slow", count=2)
     # The slow one was asked for 70 s before it was ready.
-    Cluster.objects.filter(pk=slow.pk).update(created_at=slow.ready_at - timedelta(seconds=70))
+    Cluster.objects.filter(pk=slow.pk).update(created_at=F("ready_at") - timedelta(seconds=70))
     # Two days ago: outside every figure.
     old = launch(api_for(alice, acme), "old")
     Cluster.objects.filter(pk=old.pk).update(

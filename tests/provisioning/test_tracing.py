@@ -1,11 +1,12 @@
 """One launch is one trace: the create request, every task, every driver call and every
-guest report (in-memory exporter; Django's, Celery's and psycopg's instrumentation as in
-production). Without an exporter configured, nothing is traced."""
+guest report (in-memory exporter; Django's, Celery's and, with OTEL_TRACE_SQL, psycopg's
+instrumentation as in production). Without an exporter configured, nothing is traced."""
 
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.test import override_settings
 from opentelemetry.instrumentation.celery import CeleryInstrumentor
 from opentelemetry.instrumentation.django import DjangoInstrumentor
 from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
@@ -22,7 +23,9 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 @pytest.fixture(scope="module")
 def exporter() -> Iterator[InMemorySpanExporter]:
     spans = InMemorySpanExporter()
-    assert tracing.setup(spans)
+    with override_settings(OTEL_TRACE_SQL=True):
+        assert tracing.setup(spans)
+    assert PsycopgInstrumentor().is_instrumented_by_opentelemetry
     yield spans
     # The rest of the run is not traced: the instrumentation comes off, the exporter shuts.
     for instrumentor in (DjangoInstrumentor(), CeleryInstrumentor(), PsycopgInstrumentor()):
@@ -77,3 +80,21 @@ def test_on_only_with_an_endpoint(endpoint: str, provider: str, tmp_path: Any) -
         "from opentelemetry import trace; print(type(trace.get_tracer_provider()).__name__)",
     )
     assert shown.split()[-1] == provider
+
+
+def test_sql_spans_only_when_asked(tmp_path: Any) -> None:
+    """A span per SQL statement costs a launch about a tenth: off unless OTEL_TRACE_SQL."""
+    shown = {}
+    for flag in ("0", "1"):
+        env = portal_process.embedded_env(
+            tmp_path, 0, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9", OTEL_TRACE_SQL=flag
+        )
+        portal_process.manage(env, "init_secrets")
+        shown[flag] = portal_process.manage(
+            env,
+            "shell",
+            "-c",
+            "from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor as P; "
+            "print(P().is_instrumented_by_opentelemetry)",
+        ).split()[-1]
+    assert shown == {"0": "False", "1": "True"}
