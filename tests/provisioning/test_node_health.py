@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -165,5 +166,6 @@ def test_a_retried_node_starts_its_health_afresh(running: Cluster, settings) -> 
     assert NodeHealth.objects.get(node=node).state == "unhealthy"
     Node.objects.filter(pk=node.pk).update(status="provisioning")
 
-    pipeline.node_ready(Node.objects.get(pk=node.pk), timezone.now())
+    with transaction.atomic():  # as the pipeline's callers hold one (its row locks)
+        pipeline.node_ready(Node.objects.get(pk=node.pk), timezone.now())
     assert not NodeHealth.objects.filter(node=node).exists()

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -39,7 +40,8 @@ def history(demo_cloud, alice, acme, bob, bobco, api_for) -> dict[str, Cluster]:
         ready_at=timezone.now() - timedelta(days=2),
     )
     agent = Node.objects.get(cluster=slow, is_server=False)
-    pipeline.fail_node(agent, "launch_k3s", "k3s_bundle_missing", "no bundle")
+    with transaction.atomic():  # as the pipeline's callers hold one (its row locks)
+        pipeline.fail_node(agent, "launch_k3s", "k3s_bundle_missing", "no bundle")
     return {"fast": fast, "slow": slow}
 
 
