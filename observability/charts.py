@@ -7,12 +7,11 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Line:
-    """A polyline's points in a `width` x `height` box, and the last value drawn."""
+    """A polyline's points in a `width` x `height` box."""
 
     points: str
     width: int
     height: int
-    last: float | None
 
 
 def line(
@@ -29,7 +28,7 @@ def line(
         x = width * min(max(seconds / window, 0.0), 1.0)
         y = height - height * min(max(value / top, 0.0), 1.0)
         points.append(f"{x:.1f},{y:.1f}")
-    return Line(" ".join(points), width, height, samples[-1][1] if samples else None)
+    return Line(" ".join(points), width, height)
 
 
 @dataclass(frozen=True)
