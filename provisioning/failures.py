@@ -27,7 +27,7 @@ _PORTAL = [
     (GUEST_UNREACHABLE, "The guest never phoned home after its VM started"),
     (K3S_BUNDLE_MISSING, "The base image has no K3s bundle (built without one)"),
 ]
-# What a driver's PermanentDriverError says (provisioning/drivers/libvirt.py, xml.py).
+# What a driver's PermanentDriverError says (provisioning/drivers/libvirt/, xml.py).
 _DRIVER = [
     ("invalid_config", "The hypervisor refused the generated configuration"),
     ("unsupported", "The hypervisor cannot do what the step asks"),
