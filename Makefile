@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 export PORT
 
-.PHONY: run test lint typecheck pytest system-deps clean
+.PHONY: run test lint typecheck pytest system-deps clean openapi
 
 system-deps:
 	@scripts/system-deps.sh
@@ -35,6 +35,10 @@ pytest: $(VENV)/.installed
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# docs/openapi.yaml, regenerated from the code (tests/test_openapi.py fails when it drifts).
+openapi: $(VENV)/.installed
+	$(PY) manage.py spectacular --validate --fail-on-warn --file docs/openapi.yaml
 
 clean:
 	rm -rf var .mypy_cache .pytest_cache .ruff_cache

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from cloud import openapi
 from cloud.beat import every
 from cloud.env import Env, secret_file
 from cloud.logs import logging_config
@@ -48,6 +49,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "django_htmx",
     "axes",
@@ -211,7 +214,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_SCHEMA_CLASS": "cloud.schema.PortalSchema",
 }
+SPECTACULAR_SETTINGS = openapi.SETTINGS
 
 # --- Channels -------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", "")

@@ -5,6 +5,7 @@ Errors are raised, never answered here: `portal.api_errors` maps them (an `InUse
 """
 
 from django.db.models import Count, Prefetch, QuerySet
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -52,6 +53,7 @@ class NetworkViewSet(
             .order_by("name", "id")  # a GROUP BY drops Meta.ordering; pages need one
         )
 
+    @extend_schema(request=NetworkInput, responses={201: NetworkOutput})
     def create(self, request: Request) -> Response:
         payload = NetworkInput(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -67,6 +69,7 @@ class NetworkViewSet(
         created = self.get_queryset().get(pk=network.pk)
         return Response(NetworkOutput(created).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(request=NetworkUpdateInput, responses=NetworkOutput)
     def partial_update(self, request: Request, pk: str) -> Response:
         network = self.get_object()
         payload = NetworkUpdateInput(data=request.data)
@@ -91,6 +94,7 @@ class FirewallViewSet(
             .prefetch_related(Prefetch("rollouts", queryset=rollouts))
         )
 
+    @extend_schema(request=FirewallInput, responses={201: FirewallOutput})
     def create(self, request: Request) -> Response:
         organisation = acting_in(request)
         payload = FirewallInput(data=request.data)
@@ -109,6 +113,7 @@ class FirewallViewSet(
         created = self.get_queryset().get(pk=firewall.pk)
         return Response(FirewallOutput(created).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(request=FirewallUpdateInput, responses=FirewallOutput)
     def partial_update(self, request: Request, pk: str) -> Response:
         firewall = self.get_object()
         payload = FirewallUpdateInput(data=request.data, partial=True)

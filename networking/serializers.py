@@ -3,11 +3,14 @@
 from typing import Any
 
 from django.db.models import Model, QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from networking.models import Firewall, FirewallRollout, Network, regions
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class RegionField(serializers.SlugRelatedField):
     """A region by its slug (provisioning's model, reached through `Network.region`)."""
 

@@ -9,6 +9,8 @@ from datetime import timedelta
 from django.db.models import Prefetch, QuerySet
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import CursorPagination
@@ -26,8 +28,11 @@ from provisioning.serializers import (
     ClusterInput,
     ClusterOutput,
     CredentialOutput,
+    DeletingOutput,
     KubeconfigInput,
+    RetryOutput,
     ScaleInput,
+    ScaleOutput,
 )
 from provisioning.states import CLUSTER_LIVE
 
@@ -62,6 +67,7 @@ class ClusterViewSet(
             clusters = clusters.filter(status__in=CLUSTER_LIVE)
         return clusters
 
+    @extend_schema(request=ClusterInput, responses={202: ClusterOutput})
     def create(self, request: Request) -> Response:
         payload = ClusterInput(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -69,11 +75,17 @@ class ClusterViewSet(
         created = self.get_queryset().get(pk=cluster.pk)
         return Response(ClusterOutput(created).data, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(responses={202: DeletingOutput})
     def destroy(self, request: Request, cluster_id: str) -> Response:
         cluster = self.get_object()
         services.delete_cluster(access.actor(request), cluster)
         return Response({"id": str(cluster.uuid), "status": "deleting"}, status=202)
 
+    @extend_schema(
+        request=ScaleInput,
+        responses={202: ScaleOutput},
+        parameters=[OpenApiParameter("pool_name", str, OpenApiParameter.PATH)],
+    )
     @action(detail=True, methods=["patch"], url_path=r"pools/(?P<pool_name>[^/]+)")
     def pool(self, request: Request, cluster_id: str, pool_name: str) -> Response:
         cluster = self.get_object()
@@ -86,25 +98,32 @@ class ClusterViewSet(
         services.scale_pool(access.actor(request), pool, count)
         return Response({"id": str(cluster.uuid), "pool": pool.name, "count": count}, status=202)
 
+    @extend_schema(request=None, responses={202: RetryOutput})
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, cluster_id: str) -> Response:
         cluster = self.get_object()
         names = services.retry_failed(access.actor(request), cluster)
         return Response({"id": str(cluster.uuid), "retrying": names}, status=202)
 
-    @action(detail=True, methods=["get"])
+    @extend_schema(
+        responses=EventOutput(many=True),
+        parameters=[OpenApiParameter("after", int, description="Only events after this id.")],
+    )
+    @action(detail=True, methods=["get"], pagination_class=EventPagination)
     def events(self, request: Request, cluster_id: str) -> Response:
         cluster = self.get_object()
         try:
             after = int(request.query_params.get("after", 0))
         except ValueError:
             raise Invalid({"after": "Must be an integer event id."}) from None
-        paginator = EventPagination()
-        page = paginator.paginate_queryset(
-            Event.objects.filter(cluster=cluster, id__gt=after), request, view=self
-        )
-        return paginator.get_paginated_response(EventOutput(page, many=True).data)
+        page = self.paginate_queryset(Event.objects.filter(cluster=cluster, id__gt=after))
+        return self.get_paginated_response(EventOutput(page, many=True).data)
 
+    @extend_schema(
+        parameters=[KubeconfigInput],
+        responses={(200, "application/yaml"): OpenApiTypes.STR},
+        description="A kubeconfig with a client certificate for `role`, valid `ttl` seconds.",
+    )
     @action(detail=True, methods=["get"])
     def kubeconfig(self, request: Request, cluster_id: str) -> HttpResponse:
         cluster = self.get_object()
@@ -120,6 +139,7 @@ class ClusterViewSet(
         )
         return response
 
+    @extend_schema(responses=CredentialOutput(many=True))
     @action(detail=True, methods=["get"])
     def credentials(self, request: Request, cluster_id: str) -> Response:
         issued = IssuedCredential.objects.filter(cluster=self.get_object())

@@ -14,6 +14,7 @@ from typing import Any
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
+from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -31,7 +32,12 @@ from provisioning.drivers.hostnet.metadata_proxy import (
     signature,
 )
 from provisioning.models import Node
-from provisioning.serializers import HeartbeatInput, PhoneHomeInput
+from provisioning.serializers import (
+    HeartbeatInput,
+    HeartbeatOutput,
+    PhoneHomeInput,
+    PhoneHomeOutput,
+)
 from provisioning.states import NODE_LAUNCHING
 
 DOCUMENTS: dict[str, Callable[[Node, str], str]] = {
@@ -100,6 +106,7 @@ class GuestView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes = [PhoneHomeThrottle]
+    names_an_object = True  # the node token: unknown is a 404 (cloud.schema)
 
     def guest(self, request: Request, shape: type[Serializer]) -> tuple[Node, dict[str, Any]]:
         """The body, checked against `shape` (400 naming the field), and the asking node."""
@@ -116,6 +123,7 @@ class PhoneHomeView(GuestView):
     """Guests report each step here. A report that must wait answers 409 (`not_ready`),
     one out of order 400 (`illegal_report`), through the API's exception handler."""
 
+    @extend_schema(request=PhoneHomeInput, responses=PhoneHomeOutput)
     def post(self, request: Request) -> Response:
         node, data = self.guest(request, PhoneHomeInput)
         with tracing.continued(
@@ -129,6 +137,7 @@ class HeartbeatView(GuestView):
     """A running node's heartbeat (provisioning.node_health); one that is no longer running
     answers 409 (`node_not_running`), and its agent stops sending them."""
 
+    @extend_schema(request=HeartbeatInput, responses=HeartbeatOutput)
     def post(self, request: Request) -> Response:
         node, data = self.guest(request, HeartbeatInput)
         figures = {name: data[name] for name in node_health.FIGURES}

@@ -154,6 +154,23 @@ class ScaleInput(serializers.Serializer):
     count = serializers.IntegerField()
 
 
+# The answers of the cluster actions that queue work (202): what was queued.
+class DeletingOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=["deleting"])
+
+
+class ScaleOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    pool = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class RetryOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    retrying = serializers.ListField(child=serializers.CharField(), help_text="node names")
+
+
 class KubeconfigInput(serializers.Serializer):
     role = serializers.ChoiceField(choices=["admin", "viewer"], default="admin")
     ttl = serializers.IntegerField(min_value=1, required=False, help_text="seconds")
@@ -185,3 +202,14 @@ class HeartbeatInput(serializers.Serializer):
     k3s = serializers.CharField(max_length=20, allow_blank=True)
     # The server's `k3s kubectl get nodes`; agents send none.
     nodes = serializers.ListField(child=KubeNodeInput(), required=False, max_length=1000)
+
+
+class PhoneHomeOutput(serializers.Serializer):
+    node = serializers.CharField()
+    step = serializers.CharField()
+    state = serializers.CharField()
+
+
+class HeartbeatOutput(serializers.Serializer):
+    node = serializers.CharField()
+    health = serializers.ChoiceField(choices=HealthState.choices)

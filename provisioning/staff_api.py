@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, generics, permissions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -102,10 +103,12 @@ class HypervisorDetail(APIView):
 
     permission_classes = [StaffOnly]
 
+    @extend_schema(responses=HypervisorSerializer)
     def get(self, request: Request, name: str) -> Response:
         hypervisor = get_object_or_404(Hypervisor.objects.select_related("region"), name=name)
         return Response(HypervisorSerializer(hypervisor).data)
 
+    @extend_schema(request=VirtualisationSerializer, responses=HypervisorSerializer)
     def patch(self, request: Request, name: str) -> Response:
         hypervisor = get_object_or_404(Hypervisor.objects.select_related("region"), name=name)
         body = VirtualisationSerializer(data=request.data)
@@ -132,6 +135,7 @@ class HypervisorStateChange(APIView):
     def change(actor: Actor, hypervisor: Hypervisor) -> bool:
         raise NotImplementedError
 
+    @extend_schema(request=None, responses=HypervisorSerializer)
     def post(self, request: Request, name: str) -> Response:
         hypervisor = get_object_or_404(Hypervisor.objects.select_related("region"), name=name)
         self.change(access.actor(request), hypervisor)

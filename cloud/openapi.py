@@ -1,0 +1,29 @@
+"""drf-spectacular's settings: what /api/schema/ says about the API as a whole.
+
+Plain data, imported by cloud.settings; the code that shapes each operation (error
+answers, authentication) is cloud.schema.
+"""
+
+SETTINGS = {
+    "TITLE": "K3s cloud portal API",
+    "DESCRIPTION": (
+        "Managed K3s clusters: launch, watch, scale and delete clusters, their networks and "
+        "firewalls. Authenticate with `Authorization: Bearer <token>` (create a token on the "
+        "portal's Tokens page). Every error is JSON with a stable `code`; a 400 names each "
+        "bad field with its reasons. Lists are paginated: follow `next`."
+    ),
+    "VERSION": "1",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {},
+    # Served by the portal itself (drf-spectacular-sidecar): the docs work offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "cloud.schema.error_components",
+        "cloud.schema.staff_paths_for_staff",
+    ],
+}
