@@ -30,7 +30,7 @@ WHY = {
 }
 
 
-class BearerToken(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+class BearerToken(OpenApiAuthenticationExtension):
     target_class = "portal.authentication.BearerTokenAuthentication"
     name = "bearerAuth"
 
@@ -69,9 +69,7 @@ def error_response(status: str) -> dict[str, Any]:
     schema = "ValidationError" if status == "400" else "Error"
     return {
         "description": f"{WHY[status]} Codes: {codes}.",
-        "content": {
-            "application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}
-        },
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
     }
 
 

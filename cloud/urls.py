@@ -1,6 +1,6 @@
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.urls import include, path
-from csp.decorators import csp_update
 from drf_spectacular.views import (
     SpectacularAPIView,
     SpectacularRedocView,
@@ -12,6 +12,8 @@ from portal.second_factor import VerifiedAdminSite
 # The API readers style themselves inline and Redoc searches in a blob: worker; their
 # scripts still come only from the portal's own static files.
 docs_csp = csp_update({"style-src": ["'unsafe-inline'"], "worker-src": ["blob:"]})
+
+handler404 = "portal.api_errors.not_found"
 
 # Staff enter the admin only after their second factor (portal.second_factor).
 admin.site.__class__ = VerifiedAdminSite

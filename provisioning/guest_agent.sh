@@ -10,7 +10,7 @@ report() {
   # 409 means "wait" (an agent before its server is Ready): try again until accepted.
   while :; do
     code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
-      --data "{\"token\":\"$NODE_TOKEN\",\"step\":\"$1\",\"state\":\"$2\",\"message\":\"${3:-}\",\"code\":\"${4:-}\"}" \
+      --data "{\"token\":\"$NODE_TOKEN\",\"step\":\"$1\",\"state\":\"$2\",\"message\":\"${3:-}\",\"error_code\":\"${4:-}\"}" \
       "$PHONE_HOME_URL" || echo 000)
     case "$code" in 2*) return 0 ;; 409|000|5*) sleep 2 ;; *) return 1 ;; esac
   done

@@ -129,7 +129,9 @@ class PhoneHomeView(GuestView):
         with tracing.continued(
             node.cluster.trace_parent, "guest.report", step=data["step"], state=data["state"]
         ):
-            phone_home.report(node, data["step"], data["state"], data["message"], data["code"])
+            phone_home.report(
+                node, data["step"], data["state"], data["message"], data["error_code"]
+            )
         return Response({"node": node.name, "step": data["step"], "state": data["state"]})
 
 

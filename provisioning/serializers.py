@@ -181,8 +181,9 @@ class PhoneHomeInput(serializers.Serializer):
     step = serializers.CharField(max_length=16)
     state = serializers.ChoiceField(choices=["started", "done", "failed"])
     message = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
-    # A failure's own code (e.g. k3s_bundle_missing); others become `<step>_failed`.
-    code = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
+    # A failure's own code (e.g. k3s_bundle_missing); others become `<step>_failed`. Not
+    # `code`: an error answer's own `code` member would hide a 400 on this field.
+    error_code = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
 
 
 class KubeNodeInput(serializers.Serializer):

@@ -30,8 +30,15 @@ class StaffOnly(permissions.BasePermission):
         return True
 
 
+# "" is auto-detection (provisioning.virtualisation).
+VIRT_TYPES = ["", *VirtType.values]
+CPU_MODES = ["", *CpuMode.values]
+
+
 class HypervisorSerializer(serializers.ModelSerializer):
     region = serializers.CharField(source="region.slug")
+    virt_type = serializers.ChoiceField(choices=VIRT_TYPES, read_only=True)
+    cpu_mode = serializers.ChoiceField(choices=CPU_MODES, read_only=True)
     # What its domains get: the stored fields with blanks filled as the sync would.
     virtualisation = serializers.SerializerMethodField()
     agent_silent = serializers.SerializerMethodField()
@@ -92,8 +99,8 @@ class HypervisorList(generics.ListAPIView):
 class VirtualisationSerializer(serializers.Serializer):
     """PATCH body: any of the four; "" puts a field back to auto-detection."""
 
-    virt_type = serializers.ChoiceField(choices=["", *VirtType.values], required=False)
-    cpu_mode = serializers.ChoiceField(choices=["", *CpuMode.values], required=False)
+    virt_type = serializers.ChoiceField(choices=VIRT_TYPES, required=False)
+    cpu_mode = serializers.ChoiceField(choices=CPU_MODES, required=False)
     cpu_model = serializers.CharField(allow_blank=True, max_length=64, required=False)
     machine_type = serializers.CharField(allow_blank=True, max_length=64, required=False)
 

@@ -37,7 +37,7 @@ def test_the_checked_in_schema_is_valid_openapi_3() -> None:
     assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
 
 
-def _every_subclass(cls: type) -> set[type]:
+def _every_subclass(cls: type[DomainError]) -> set[type[DomainError]]:
     found = set(cls.__subclasses__())
     for sub in list(found):
         found |= _every_subclass(sub)
@@ -64,6 +64,15 @@ def test_each_operation_documents_its_errors() -> None:
     report = paths["/api/v1/guest/phone-home"]["post"]["responses"]
     assert {"200", "400", "404", "409", "429"} <= report.keys()
     assert "401" not in report  # the node token is in the body; no credentials needed
+
+
+def test_no_request_body_has_a_member_an_error_answer_reserves() -> None:
+    """A 400 is `{"code": "invalid", "<field>": [...]}`: a field named `code` would hide the
+    error's code behind its own reasons."""
+    schemas = yaml.safe_load(CHECKED_IN.read_text())["components"]["schemas"]
+    for name, schema in schemas.items():
+        if name.endswith("Request"):
+            assert "code" not in schema.get("properties", {}), name
 
 
 @pytest.mark.django_db

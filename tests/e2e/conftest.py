@@ -35,6 +35,11 @@ class Portal:
     def log(self) -> Path:
         return self.data_dir / "serve.log"
 
+    def manage(self, *args: str) -> str:
+        """A management command against this portal's database."""
+        port = int(self.url.rsplit(":", 1)[1])
+        return portal_process.manage(portal_process.embedded_env(self.data_dir, port), *args)
+
     def server_errors(self) -> list[str]:
         """Tracebacks and 500s the web process or the worker logged so far."""
         markers = ("Traceback", "Internal Server Error")

@@ -246,10 +246,21 @@ def test_a_guest_failure_may_name_its_code(booted: list[Node], code: str, record
         assert report(server, step, "done") == 200
     assert report(server, "launch_k3s", "started") == 200
     message = "k3s_bundle_missing: no /opt/k3s/k3s or /opt/k3s/install.sh"
-    assert report(server, "launch_k3s", "failed", message=message, code=code) == 200
+    assert report(server, "launch_k3s", "failed", message=message, error_code=code) == 200
     server.refresh_from_db()
     assert (server.status, server.error_code, server.error_message) == ("failed", recorded, message)
     assert recorded in failures.NodeError.values
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bad_failure_code_is_a_400_on_its_field(booted: list[Node]) -> None:
+    payload = {"token": guest_seed.node_token(booted[0]), "step": "cloud_init", "state": "failed"}
+    answer = Client().post(
+        PHONE_HOME, {**payload, "error_code": "x" * 41}, content_type="application/json"
+    )
+    assert answer.status_code == 400
+    assert answer.json()["code"] == "invalid"
+    assert answer.json()["error_code"] == ["Ensure this field has no more than 40 characters."]
 
 
 FAKE_CURL = """#!/bin/sh
@@ -289,7 +300,7 @@ def test_the_agent_without_a_bundle_gets_through_fetch_deps_and_names_the_code(
         ("launch_k3s", "started"),
         ("launch_k3s", "failed"),
     ]
-    assert posted[-1]["code"] == "k3s_bundle_missing"
+    assert posted[-1]["error_code"] == "k3s_bundle_missing"
     assert posted[-1]["message"].startswith("k3s_bundle_missing: ")
     assert not (tmp_path / "var").exists()
 
