@@ -4,10 +4,12 @@ The rules (name patterns, the pool cap) live here, under the services, so every 
 (the API, the form, the scaling page, a command) is held to the same ones.
 """
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
 from portal.errors import Invalid
+from provisioning import k3s_flags
 from provisioning.models import K3sVersion, NodeSize, Region
 
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -22,6 +24,8 @@ class PoolRequest:
     name: str
     size: NodeSize
     count: int
+    labels: dict[str, str] = dataclasses.field(default_factory=dict)
+    taints: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class ClusterRequest:
     pools: tuple[PoolRequest, ...]
     network: str | None = None
     firewall: str | None = None
+    cni: str = k3s_flags.Cni.FLANNEL
 
     @property
     def sizes(self) -> list[NodeSize]:
@@ -67,6 +72,8 @@ def validate(spec: ClusterRequest) -> None:
         for field, why in (
             ("name", label_problem(pool.name, POOL_NAME_MAX)),
             ("count", count_problem(pool.count)),
+            ("labels", k3s_flags.label_problem(pool.labels)),
+            ("taints", k3s_flags.taint_problem(list(pool.taints))),
         ):
             if why:
                 errors[f"pools.{index}.{field}"] = why

@@ -84,12 +84,14 @@ has_bundle || fail launch_k3s \
   "k3s_bundle_missing: no /opt/k3s/k3s or /opt/k3s/install.sh (image built without a K3s bundle)" \
   k3s_bundle_missing
 export INSTALL_K3S_SKIP_DOWNLOAD=true INSTALL_K3S_VERSION="$K3S_VERSION" K3S_TOKEN="$K3S_JOIN_TOKEN"
+# K3S_ARGS (labels, taints, the CNI's flags) is split into words on purpose: the portal
+# lets no blank or quote into it (provisioning.k3s_flags).
+# shellcheck disable=SC2086
 if [ "$IS_SERVER" = 1 ]; then
-  # shellcheck disable=SC2086 (the flag and its value are two words, or none)
   sh /opt/k3s/install.sh server --node-name "$NODE_NAME" ${K3S_TLS_SAN:+--tls-san "$K3S_TLS_SAN"} \
-    || fail launch_k3s "k3s server did not start"
+    $K3S_ARGS || fail launch_k3s "k3s server did not start"
 else
-  K3S_URL="$K3S_SERVER_URL" sh /opt/k3s/install.sh agent --node-name "$NODE_NAME" \
+  K3S_URL="$K3S_SERVER_URL" sh /opt/k3s/install.sh agent --node-name "$NODE_NAME" $K3S_ARGS \
     || fail launch_k3s "k3s agent did not start"
 fi
 for _ in $(seq 1 120); do

@@ -21,7 +21,7 @@ import yaml
 from django.conf import settings
 from django.template.loader import render_to_string
 
-from provisioning import addresses, steps
+from provisioning import addresses, k3s_flags, steps
 from provisioning.models import Node
 
 # Where guests report their steps (provisioning.guest_views.PhoneHomeView), and once
@@ -117,6 +117,7 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}
 subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: "portal:viewer"}]
 """
 TLS_DIR = "/var/lib/rancher/k3s/server/tls"
+MANIFESTS = "/var/lib/rancher/k3s/server/manifests"
 
 
 def _file(path: str, content: str, mode: str = "0600") -> dict[str, str]:
@@ -148,6 +149,9 @@ def user_data(node: Node, token: str) -> str:
         "K3S_VERSION": cluster.k3s_version.version,
         # The public address kubectl reaches a forwarded API at: in the server's certificate.
         "K3S_TLS_SAN": _public_address(node),
+        "K3S_ARGS": k3s_flags.k3s_args(
+            node.pool.labels, node.pool.taints, cluster.cni, node.is_server
+        ),
     }
     files = [
         _file(
@@ -165,8 +169,10 @@ def user_data(node: Node, token: str) -> str:
             _file(f"{TLS_DIR}/server-ca.key", cluster.server_ca_key),
             _file(f"{TLS_DIR}/client-ca.crt", cluster.client_ca_cert, "0644"),
             _file(f"{TLS_DIR}/client-ca.key", cluster.client_ca_key),
-            _file("/var/lib/rancher/k3s/server/manifests/portal-rbac.yaml", RBAC_MANIFEST, "0644"),
+            _file(f"{MANIFESTS}/portal-rbac.yaml", RBAC_MANIFEST, "0644"),
         ]
+        if cluster.cni == k3s_flags.Cni.CILIUM:
+            files.append(_file(f"{MANIFESTS}/cilium.yaml", k3s_flags.CILIUM_MANIFEST, "0644"))
     first = steps.performed_by(steps.Performer.GUEST)[0].name
     started = json.dumps({"token": token, "step": first, "state": "started"})
     document = {

@@ -6,12 +6,14 @@ from rest_framework import serializers
 
 from provisioning import addresses, node_health
 from provisioning.cluster_spec import ClusterRequest, PoolRequest
+from provisioning.k3s_flags import Cni
 from provisioning.models import (
     Cluster,
     HealthState,
     IssuedCredential,
     K3sVersion,
     Node,
+    NodePool,
     NodeSize,
     Region,
 )
@@ -24,6 +26,16 @@ class PoolInput(serializers.Serializer):
     name = serializers.CharField(allow_blank=True, max_length=200)
     size = serializers.SlugRelatedField(slug_field="slug", queryset=NodeSize.objects.all())
     count = serializers.IntegerField()
+    labels = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, max_length=63),
+        required=False,
+        help_text="Kubernetes node labels for the pool's nodes: {key: value}.",
+    )
+    taints = serializers.ListField(
+        child=serializers.CharField(max_length=330),
+        required=False,
+        help_text='Node taints, "key[=value]:Effect" (NoSchedule, PreferNoSchedule, NoExecute).',
+    )
 
 
 class ClusterInput(serializers.Serializer):
@@ -35,6 +47,7 @@ class ClusterInput(serializers.Serializer):
     pools = PoolInput(many=True)
     network = serializers.UUIDField(required=False, allow_null=True)
     firewall = serializers.UUIDField(required=False, allow_null=True)
+    cni = serializers.ChoiceField(choices=Cni.choices, default=Cni.FLANNEL)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs.get("k3s_version") is None:
@@ -50,9 +63,19 @@ class ClusterInput(serializers.Serializer):
             name=data["name"],
             region=data["region"],
             k3s_version=data["k3s_version"],
-            pools=tuple(PoolRequest(p["name"], p["size"], p["count"]) for p in data["pools"]),
+            pools=tuple(
+                PoolRequest(
+                    p["name"],
+                    p["size"],
+                    p["count"],
+                    labels=p.get("labels", {}),
+                    taints=tuple(p.get("taints", ())),
+                )
+                for p in data["pools"]
+            ),
             network=str(data["network"]) if data.get("network") else None,
             firewall=str(data["firewall"]) if data.get("firewall") else None,
+            cni=data["cni"],
         )
 
 
@@ -106,13 +129,23 @@ class NodeOutput(serializers.ModelSerializer):
         return error
 
 
+class PoolOutput(serializers.ModelSerializer):
+    size = serializers.CharField(source="size.slug")
+    labels = serializers.DictField(child=serializers.CharField(allow_blank=True))
+    taints = serializers.ListField(child=serializers.CharField())
+
+    class Meta:
+        model = NodePool
+        fields = ["name", "size", "count", "labels", "taints"]
+
+
 class ClusterOutput(serializers.ModelSerializer):
     id = serializers.UUIDField(source="uuid")
     region = serializers.CharField(source="region.slug")
     k3s_version = serializers.CharField(source="k3s_version.version")
     network = serializers.UUIDField(source="network.uuid")
     firewall = serializers.UUIDField(source="firewall.uuid")
-    pools = serializers.SerializerMethodField()
+    pools = PoolOutput(many=True)
     nodes = serializers.SerializerMethodField()
 
     class Meta:
@@ -122,6 +155,7 @@ class ClusterOutput(serializers.ModelSerializer):
             "name",
             "region",
             "k3s_version",
+            "cni",
             "status",
             "status_reason",
             "network",
@@ -130,11 +164,6 @@ class ClusterOutput(serializers.ModelSerializer):
             "ready_at",
             "pools",
             "nodes",
-        ]
-
-    def get_pools(self, cluster: Cluster) -> list[dict[str, Any]]:
-        return [
-            {"name": p.name, "size": p.size.slug, "count": p.count} for p in cluster.pools.all()
         ]
 
     def get_nodes(self, cluster: Cluster) -> list[dict[str, Any]]:

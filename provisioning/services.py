@@ -107,6 +107,7 @@ def create_cluster(actor: Actor, spec: ClusterRequest) -> Cluster:
                 name=spec.name,
                 region=spec.region,
                 k3s_version=spec.k3s_version,
+                cni=spec.cni,
                 network=network,
                 firewall=firewall,
                 created_by=actor.user,
@@ -120,7 +121,12 @@ def create_cluster(actor: Actor, spec: ClusterRequest) -> Cluster:
             offset, node_ids = 0, []
             for pool_spec in spec.pools:
                 pool = NodePool.objects.create(
-                    cluster=cluster, name=pool_spec.name, size=pool_spec.size, count=pool_spec.count
+                    cluster=cluster,
+                    name=pool_spec.name,
+                    size=pool_spec.size,
+                    count=pool_spec.count,
+                    labels=pool_spec.labels,
+                    taints=list(pool_spec.taints),
                 )
                 node_ids += [n.pk for n in _add_nodes(cluster, pool, pool_spec.count, plan, offset)]
                 offset += pool_spec.count

@@ -15,7 +15,7 @@ from portal import access
 from portal.actor import Action
 from portal.errors import Invalid
 from portal.models import Organisation
-from provisioning import cluster_page, cluster_spec, placement, quotas, services
+from provisioning import cluster_page, cluster_spec, k3s_flags, placement, quotas, services
 from provisioning.cluster_spec import ClusterRequest
 from provisioning.models import Cluster, K3sVersion, NodePool, NodeSize, Region
 from provisioning.serializers import ClusterInput
@@ -54,12 +54,27 @@ def cluster_list(request: HtmxHttpRequest) -> HttpResponse:
 def _form_data(request: HttpRequest) -> dict[str, Any]:
     """The form's fields in the API's shape, so one serializer validates both."""
     post = request.POST
+    names = post.getlist("pool_name")
+
+    def optional(field: str) -> list[str]:  # a row without it (a script's post) has none
+        return post.getlist(field) + [""] * len(names)
+
     pools = [
-        {"name": name.strip(), "size": size, "count": count}
-        for name, size, count in zip(
-            post.getlist("pool_name"),
+        {
+            "name": name.strip(),
+            "size": size,
+            "count": count,
+            "labels": k3s_flags.labels_from_text(labels),
+            "taints": k3s_flags.taints_from_text(taints),
+            "labels_text": labels,
+            "taints_text": taints,
+        }
+        for name, size, count, labels, taints in zip(
+            names,
             post.getlist("pool_size"),
             post.getlist("pool_count"),
+            optional("pool_labels"),
+            optional("pool_taints"),
             strict=False,
         )
     ]
@@ -68,7 +83,7 @@ def _form_data(request: HttpRequest) -> dict[str, Any]:
         "region": post.get("region", ""),
         "pools": pools,
     }
-    for field in ("k3s_version", "network", "firewall"):
+    for field in ("k3s_version", "network", "firewall", "cni"):
         if post.get(field):
             data[field] = post[field]
     return data
@@ -81,6 +96,7 @@ def _choices(organisation: Organisation) -> dict[str, Any]:
         "sizes": NodeSize.objects.all(),
         "networks": Network.objects.filter(organisation=organisation).select_related("region"),
         "firewalls": Firewall.objects.filter(organisation=organisation).select_related("network"),
+        "cnis": k3s_flags.Cni.choices,
     }
 
 

@@ -7,6 +7,7 @@ from django.db.models import Q
 
 from portal.fields import EncryptedTextField
 from provisioning.failures import NodeError
+from provisioning.k3s_flags import Cni
 from provisioning.models.supercluster import Hypervisor, K3sVersion, NodeSize, Region
 from provisioning.states import (
     CLUSTER_LIVE,
@@ -33,6 +34,7 @@ class Cluster(models.Model):
     name = models.CharField(max_length=40)
     region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="clusters")
     k3s_version = models.ForeignKey(K3sVersion, on_delete=models.PROTECT)
+    cni = models.CharField(max_length=10, choices=Cni.choices, default=Cni.FLANNEL)
     network = models.ForeignKey(
         "networking.Network", on_delete=models.PROTECT, related_name="clusters"
     )
@@ -80,6 +82,10 @@ class NodePool(models.Model):
     name = models.CharField(max_length=20)
     size = models.ForeignKey(NodeSize, on_delete=models.PROTECT)
     count = models.PositiveSmallIntegerField()
+    # Passed to K3s on each of the pool's nodes (provisioning.k3s_flags): {key: value}, and
+    # ["key=value:Effect", ...].
+    labels = models.JSONField(default=dict, blank=True)
+    taints = models.JSONField(default=list, blank=True)
     # Names are never reused, so a node being deleted never clashes with a new one.
     next_index = models.PositiveIntegerField(default=0)
 

@@ -269,30 +269,40 @@ printf 200
 """
 
 
+def run_agent(
+    tmp_path: Path, present: dict[str, str], env: str = ""
+) -> tuple[subprocess.CompletedProcess[str], list[dict[str, str]]]:
+    """The real agent script, its paths moved under tmp_path and curl replaced by one that
+    writes down what would be posted; `present`: the bundle's files and their scripts."""
+    opt, etc, bin_dir, lib = (tmp_path / d for d in ("opt-k3s", "etc", "bin", "rancher"))
+    for folder in (opt, etc, bin_dir):
+        folder.mkdir()
+    for name, script in present.items():
+        (opt / name).write_text(script)
+        (opt / name).chmod(0o755)
+    (etc / "agent.env").write_text(
+        f"NODE_TOKEN=tok\nPHONE_HOME_URL=http://portal.test/p\nIS_SERVER=1\n{env}"
+    )
+    (bin_dir / "curl").write_text(FAKE_CURL)
+    (bin_dir / "curl").chmod(0o755)
+    script = tmp_path / "agent.sh"
+    moved = {"/opt/k3s": opt, "/etc/k3s-portal": etc, "/usr/local/bin": bin_dir}
+    text = guest_seed.AGENT_SCRIPT.replace("/var/lib/rancher", str(lib))
+    for real, there in moved.items():
+        text = text.replace(real, str(there))
+    script.write_text(text)
+    reports = tmp_path / "reports"
+    run_env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "REPORTS": str(reports)}
+    done = subprocess.run(["sh", str(script)], env=run_env, capture_output=True, text=True)
+    return done, [json.loads(line) for line in reports.read_text().splitlines()]
+
+
 @pytest.mark.parametrize("present", [(), ("k3s", "k3s-airgap-images-amd64.tar.zst")])
 def test_the_agent_without_a_bundle_gets_through_fetch_deps_and_names_the_code(
     tmp_path: Path, present: tuple[str, ...]
 ) -> None:
-    """The real agent script, its paths moved under tmp_path and curl replaced by one that
-    writes down what would be posted."""
-    opt, etc, bin_dir = tmp_path / "opt-k3s", tmp_path / "etc", tmp_path / "bin"
-    for folder in (opt, etc, bin_dir):
-        folder.mkdir()
-    for name in present:
-        (opt / name).write_text("#!/bin/sh\n")
-        (opt / name).chmod(0o755)
-    (etc / "agent.env").write_text("NODE_TOKEN=tok\nPHONE_HOME_URL=http://portal.test/p\n")
-    (bin_dir / "curl").write_text(FAKE_CURL)
-    (bin_dir / "curl").chmod(0o755)
-    script = tmp_path / "agent.sh"
-    script.write_text(
-        guest_seed.AGENT_SCRIPT.replace("/opt/k3s", str(opt)).replace("/etc/k3s-portal", str(etc))
-    )
-    reports = tmp_path / "reports"
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "REPORTS": str(reports)}
-    done = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True)
+    done, posted = run_agent(tmp_path, dict.fromkeys(present, "#!/bin/sh\n"))
     assert done.returncode == 1, done.stderr
-    posted = [json.loads(line) for line in reports.read_text().splitlines()]
     assert [(p["step"], p["state"]) for p in posted] == [
         ("cloud_init", "done"),
         ("fetch_deps", "started"),
@@ -303,6 +313,26 @@ def test_the_agent_without_a_bundle_gets_through_fetch_deps_and_names_the_code(
     assert posted[-1]["error_code"] == "k3s_bundle_missing"
     assert posted[-1]["message"].startswith("k3s_bundle_missing: ")
     assert not (tmp_path / "var").exists()
+
+
+def test_the_agent_starts_k3s_with_the_pool_s_labels_taints_and_cni_flags(
+    tmp_path: Path,
+) -> None:
+    args = tmp_path / "install-args"
+    bundle = {
+        "k3s": "#!/bin/sh\n",
+        "k3s-airgap-images-amd64.tar.zst": "",
+        "install.sh": f'#!/bin/sh\nprintf "%s\\n" "$@" > {args}\nexit 1\n',
+    }
+    flags = "--node-label=tier=web --node-taint=db=true:NoSchedule --flannel-backend=none"
+    done, posted = run_agent(
+        tmp_path,
+        bundle,
+        f"NODE_NAME=n1\nK3S_VERSION=v1\nK3S_JOIN_TOKEN=t\nK3S_TLS_SAN=\nK3S_ARGS='{flags}'\n",
+    )
+    assert done.returncode == 1, done.stderr
+    assert posted[-1]["message"] == "k3s server did not start"
+    assert args.read_text().split() == ["server", "--node-name", "n1", *flags.split()]
 
 
 def test_new_contents_under_a_published_volume_name_are_refused(
