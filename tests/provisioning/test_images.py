@@ -277,8 +277,8 @@ def run_agent(
     opt, etc, bin_dir, lib = (tmp_path / d for d in ("opt-k3s", "etc", "bin", "rancher"))
     for folder in (opt, etc, bin_dir):
         folder.mkdir()
-    for name, script in present.items():
-        (opt / name).write_text(script)
+    for name, body in present.items():
+        (opt / name).write_text(body)
         (opt / name).chmod(0o755)
     (etc / "agent.env").write_text(
         f"NODE_TOKEN=tok\nPHONE_HOME_URL=http://portal.test/p\nIS_SERVER=1\n{env}"
