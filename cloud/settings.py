@@ -390,7 +390,7 @@ CELERY_BEAT_SCHEDULE = every(
         "observability.tasks.heartbeat": WORKER_HEARTBEAT_SECONDS,
         "provisioning.sync_inventory": INVENTORY_SYNC_SECONDS,
         "provisioning.reap_stalled": REAPER_SECONDS,
-        "provisioning.judge_silent_nodes": HEARTBEAT_SECONDS / 2,
+        "provisioning.watch_health": HEARTBEAT_SECONDS / 2,
         "provisioning.simulate_heartbeats": HEARTBEAT_SECONDS,
         "provisioning.reconcile": RECONCILE_SECONDS,
         "provisioning.ping_agents": AGENT_PING_SECONDS,

@@ -27,6 +27,7 @@ from provisioning.models import Cluster, IssuedCredential, Node, NodePool
 from provisioning.serializers import (
     ClusterInput,
     ClusterOutput,
+    ClusterUpdateInput,
     CredentialOutput,
     DeletingOutput,
     KubeconfigInput,
@@ -56,7 +57,9 @@ class ClusterViewSet(
 
     def get_queryset(self) -> QuerySet[Cluster]:
         """The caller's clusters with everything the serializer reads, in constant queries."""
-        nodes = Node.objects.select_related("hypervisor", "port", "pool", "health").order_by("id")
+        nodes = Node.objects.select_related(
+            "hypervisor", "port", "pool", "health", "replaces"
+        ).order_by("id")
         clusters = (
             access.for_request(Cluster.objects.all(), self.request)
             .select_related("region", "k3s_version", "network", "firewall", "organisation")
@@ -74,6 +77,15 @@ class ClusterViewSet(
         cluster = services.create_cluster(access.actor(request), payload.to_request())
         created = self.get_queryset().get(pk=cluster.pk)
         return Response(ClusterOutput(created).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=ClusterUpdateInput, responses=ClusterOutput)
+    def partial_update(self, request: Request, cluster_id: str) -> Response:
+        cluster = self.get_object()
+        payload = ClusterUpdateInput(data=request.data, partial=True)
+        payload.is_valid(raise_exception=True)
+        policy = payload.validated_data.get("health_policy", {})
+        services.set_health_policy(access.actor(request), cluster, policy)
+        return Response(ClusterOutput(self.get_queryset().get(pk=cluster.pk)).data)
 
     @extend_schema(responses={202: DeletingOutput})
     def destroy(self, request: Request, cluster_id: str) -> Response:

@@ -7,7 +7,7 @@ instead of duplicating. Work for a worker is enqueued (provisioning.enqueue), ne
 called, so this module imports no task.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +33,7 @@ from provisioning.models import BaseImage, Cluster, Node, NodeHealth, NodeStep
 from provisioning.states import (
     CLUSTER_GONE,
     NODE_ACTIVE,
+    NODE_DELETABLE,
     NODE_GONE,
     NODE_LAUNCHING,
     ClusterStatus,
@@ -100,7 +101,18 @@ def node_ready(node: Node, when: datetime) -> None:
     if transition(node, [N.PROVISIONING], N.RUNNING, ready_at=when):
         # A retried node starts its health afresh: its first run's heartbeats stopped.
         NodeHealth.objects.filter(node=node).delete()
+        if node.replaces_id is not None:
+            replaced = Node.objects.filter(pk=node.replaces_id)
+            for old in replaced:
+                events.record(node.cluster, f"{node.name} is running: deleting {old.name}.")
+            enqueue.delete_nodes(start_deleting(replaced))
         refresh_cluster(node.cluster)
+
+
+def start_deleting(nodes: Iterable[Node]) -> list[int]:
+    """Move the nodes to deleting (those that may be); their ids, for enqueue.delete_nodes."""
+    now = timezone.now()
+    return [n.pk for n in nodes if transition(n, NODE_DELETABLE, N.DELETING, progressed_at=now)]
 
 
 def fail_node(node: Node, step: str, code: str, message: str) -> None:

@@ -86,6 +86,7 @@ class NodeOutput(serializers.ModelSerializer):
     ip = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
     health = serializers.SerializerMethodField()
+    replaces = serializers.CharField(source="replaces.name", allow_null=True, default=None)
 
     class Meta:
         model = Node
@@ -100,6 +101,7 @@ class NodeOutput(serializers.ModelSerializer):
             "ip",
             "error",
             "health",
+            "replaces",
         ]
 
     def get_ip(self, node: Node) -> str | None:
@@ -129,6 +131,21 @@ class NodeOutput(serializers.ModelSerializer):
         return error
 
 
+class HealthPolicy(serializers.Serializer):
+    """When a node is replaced automatically (provisioning.healing)."""
+
+    enabled = serializers.BooleanField(source="heal_enabled")
+    after_seconds = serializers.IntegerField(
+        source="heal_after_seconds",
+        min_value=60,
+        max_value=86400,
+        help_text="How long an agent node stays unhealthy before it is replaced.",
+    )
+    max_parallel = serializers.IntegerField(
+        source="heal_max_parallel", min_value=1, max_value=10, help_text="Replacements at once."
+    )
+
+
 class PoolOutput(serializers.ModelSerializer):
     size = serializers.CharField(source="size.slug")
     labels = serializers.DictField(child=serializers.CharField(allow_blank=True))
@@ -147,6 +164,7 @@ class ClusterOutput(serializers.ModelSerializer):
     firewall = serializers.UUIDField(source="firewall.uuid")
     pools = PoolOutput(many=True)
     nodes = serializers.SerializerMethodField()
+    health_policy = HealthPolicy(source="*")
 
     class Meta:
         model = Cluster
@@ -162,6 +180,7 @@ class ClusterOutput(serializers.ModelSerializer):
             "firewall",
             "created_at",
             "ready_at",
+            "health_policy",
             "pools",
             "nodes",
         ]
@@ -177,6 +196,10 @@ class CredentialOutput(serializers.ModelSerializer):
     class Meta:
         model = IssuedCredential
         fields = ["user", "role", "serial", "created_at", "expires_at"]
+
+
+class ClusterUpdateInput(serializers.Serializer):
+    health_policy = HealthPolicy(help_text="Any of its members (a PATCH).")
 
 
 class ScaleInput(serializers.Serializer):

@@ -5,7 +5,6 @@ event, audit, and enqueue the pipeline on commit. Nothing is half-created on fai
 """
 
 from collections import Counter
-from collections.abc import Iterable
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -16,7 +15,17 @@ from portal import audit
 from portal.actor import Action, Actor
 from portal.errors import Invalid
 from portal.models import Organisation, Quota
-from provisioning import addresses, cluster_spec, enqueue, guest_seed, pki, placement, quotas, steps
+from provisioning import (
+    addresses,
+    cluster_spec,
+    enqueue,
+    guest_seed,
+    pipeline,
+    pki,
+    placement,
+    quotas,
+    steps,
+)
 from provisioning.cluster_spec import ClusterRequest
 from provisioning.models import BaseImage, Cluster, Node, NodePool, NodeStep
 from provisioning.states import (
@@ -25,7 +34,6 @@ from provisioning.states import (
     CLUSTER_LIVE,
     CLUSTER_SETTLED,
     NODE_ACTIVE,
-    NODE_DELETABLE,
     NODE_GONE,
     NODE_LIVE,
     ClusterStatus,
@@ -149,25 +157,13 @@ def delete_cluster(actor: Actor, cluster: Cluster) -> None:
     with transaction.atomic():
         if not transition(cluster, CLUSTER_DELETABLE, C.DELETING, status_reason="Deleting."):
             return  # already deleting: a repeated DELETE is accepted and changes nothing
-        node_ids = _delete_nodes(Node.objects.filter(cluster=cluster).exclude(status__in=NODE_GONE))
+        live = Node.objects.filter(cluster=cluster).exclude(status__in=NODE_GONE)
+        node_ids = pipeline.start_deleting(live)
         events.record(cluster, "Cluster deletion requested.")
         audit.record("cluster.delete", cluster, actor, organisation=cluster.organisation)
         if not node_ids:
             transaction.on_commit(lambda: _finish_empty_delete(cluster.pk), robust=True)
     enqueue.delete_nodes(node_ids)
-
-
-def _delete_nodes(nodes: Iterable[Node]) -> list[int]:
-    ids = []
-    for node in nodes:
-        if transition(
-            node,
-            NODE_DELETABLE,
-            N.DELETING,
-            progressed_at=timezone.now(),
-        ):
-            ids.append(node.pk)
-    return ids
 
 
 def _finish_empty_delete(cluster_id: int) -> None:
@@ -197,23 +193,7 @@ def scale_pool(actor: Actor, pool: NodePool, count: int) -> None:
             after=count,
         )
         if count > len(live):
-            added = count - len(live)
-            sizes = [pool.size] * added
-            quotas.check(cluster.organisation, quotas.of_nodes(sizes), field="count")
-            existing = Counter(
-                Node.objects.filter(cluster=cluster, status__in=NODE_LIVE).values_list(
-                    "hypervisor_id", flat=True
-                )
-            )
-            try:
-                plan = placement.claim(cluster.region, sizes, existing, cluster.k3s_version)
-            except placement.PlacementError as error:
-                raise Invalid({"count": str(error)}) from error
-            nodes = _add_nodes(cluster, pool, added, plan, 0)
-            transition(cluster, CLUSTER_SETTLED, C.PROVISIONING)
-            events.record(cluster, f"Scaling {pool.name} up to {count}: {plan.summary}.")
-            ids = [n.pk for n in nodes]
-            enqueue.launch_nodes(ids)
+            grow_pool(pool, count - len(live), "count", f"Scaling {pool.name} up to {count}")
         elif count < len(live):
             newest = [n for n in reversed(live) if not n.is_server][: len(live) - count]
             if len(newest) < len(live) - count:
@@ -224,8 +204,67 @@ def scale_pool(actor: Actor, pool: NodePool, count: int) -> None:
                 + ", ".join(n.name for n in newest)
                 + ".",
             )
-            ids = _delete_nodes(newest)
-            enqueue.delete_nodes(ids)
+            enqueue.delete_nodes(pipeline.start_deleting(newest))
+
+
+def grow_pool(pool: NodePool, added: int, field: str, why: str) -> list[Node]:
+    """Place and launch `added` more nodes of the pool (inside the caller's transaction,
+    with the organisation's quota locked); Invalid on `field` when quota or room lack."""
+    cluster = pool.cluster
+    sizes = [pool.size] * added
+    quotas.check(cluster.organisation, quotas.of_nodes(sizes), field=field)
+    existing = Counter(
+        Node.objects.filter(cluster=cluster, status__in=NODE_LIVE).values_list(
+            "hypervisor_id", flat=True
+        )
+    )
+    try:
+        plan = placement.claim(cluster.region, sizes, existing, cluster.k3s_version)
+    except placement.PlacementError as error:
+        raise Invalid({field: str(error)}) from error
+    nodes = _add_nodes(cluster, pool, added, plan, 0)
+    transition(cluster, CLUSTER_SETTLED, C.PROVISIONING)
+    events.record(cluster, f"{why}: {plan.summary}.")
+    enqueue.launch_nodes([n.pk for n in nodes])
+    return nodes
+
+
+def set_health_policy(actor: Actor, cluster: Cluster, policy: dict[str, object]) -> None:
+    """`policy`: any of heal_enabled, heal_after_seconds, heal_max_parallel."""
+    actor.require(Action.CHANGE, cluster.organisation)
+    if not policy:
+        return
+    with transaction.atomic():
+        before = {field: getattr(cluster, field) for field in policy}
+        Cluster.objects.filter(pk=cluster.pk).update(**policy)
+        audit.record(
+            "cluster.health_policy",
+            cluster,
+            actor,
+            organisation=cluster.organisation,
+            before=before,
+            after=policy,
+        )
+
+
+def replace_node(actor: Actor, node: Node, reason: str) -> Node:
+    """Surge: a new node in `node`'s pool; once it runs, `node` is deleted
+    (pipeline.node_ready), so the pool never has fewer nodes serving than it asks for."""
+    cluster = node.cluster
+    with transaction.atomic():
+        _lock_quota(cluster.organisation)
+        [new] = grow_pool(node.pool, 1, "node", f"Replacing {node.name} ({reason})")
+        new.replaces = node
+        new.save(update_fields=["replaces"])
+        audit.record(
+            "node.replace",
+            node,
+            actor,
+            organisation=cluster.organisation,
+            reason=reason,
+            replacement=new.name,
+        )
+    return new
 
 
 def retry_failed(actor: Actor, cluster: Cluster) -> list[str]:

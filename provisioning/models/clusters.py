@@ -35,6 +35,11 @@ class Cluster(models.Model):
     region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="clusters")
     k3s_version = models.ForeignKey(K3sVersion, on_delete=models.PROTECT)
     cni = models.CharField(max_length=10, choices=Cni.choices, default=Cni.FLANNEL)
+    # The health policy (provisioning.healing): an agent node unhealthy this long is
+    # replaced, at most this many at once (Cluster API's MachineHealthCheck, in small).
+    heal_enabled = models.BooleanField(default=True)
+    heal_after_seconds = models.PositiveIntegerField(default=300)
+    heal_max_parallel = models.PositiveSmallIntegerField(default=1)
     network = models.ForeignKey(
         "networking.Network", on_delete=models.PROTECT, related_name="clusters"
     )
@@ -132,6 +137,10 @@ class Node(models.Model):
     # The port of its host's public address forwarded to this server node's 6443
     # (provisioning.api_forwards).
     api_port = models.PositiveIntegerField(null=True, blank=True)
+    # The node this one was launched to replace; that one is deleted once this is running.
+    replaces = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replaced_by"
+    )
 
     organisation_path = "cluster__organisation"
     TRANSITIONS = NODE_TRANSITIONS

@@ -1,11 +1,16 @@
-"""Nodes' health: beat marks running nodes whose heartbeat stopped (provisioning.node_health)."""
+"""Nodes' health, on beat: mark running nodes whose heartbeat stopped (provisioning.node_health),
+then replace the nodes unhealthy for longer than their cluster allows (provisioning.healing)."""
 
 from celery import shared_task
 from django.utils import timezone
 
-from provisioning import node_health
+from provisioning import healing, node_health
 
 
-@shared_task(name="provisioning.judge_silent_nodes", ignore_result=True)
-def judge_silent_nodes() -> int:
-    return node_health.judge_silent(timezone.now())
+@shared_task(name="provisioning.watch_health", ignore_result=True)
+def watch_health() -> int:
+    """How many nodes were newly judged unhealthy for their silence."""
+    now = timezone.now()
+    silent = node_health.judge_silent(now)
+    healing.heal(now)
+    return silent

@@ -66,15 +66,15 @@ def test_a_silent_node_turns_unhealthy_then_healthy_when_it_beats_again(
     agent = Node.objects.filter(is_server=False).first()
     assert agent is not None
     later(settings.HEARTBEAT_STALE_SECONDS - 5)
-    assert health.judge_silent_nodes.apply().get() == 0
+    assert health.watch_health.apply().get() == 0
     later(10)
-    assert health.judge_silent_nodes.apply().get() == 3
+    assert health.watch_health.apply().get() == 3
     row = NodeHealth.objects.get(node=agent)
     assert row.state == "unhealthy"
     assert row.reason.startswith("no heartbeat since ")
     assert Event.objects.filter(message__startswith=f"{agent.name} is unhealthy: no heartbeat")
     # Judged once: another round neither counts it nor adds an event.
-    assert health.judge_silent_nodes.apply().get() == 0
+    assert health.watch_health.apply().get() == 0
     assert Event.objects.filter(message__contains="is unhealthy").count() == 3
 
     assert beat(client, agent).json() == {"node": agent.name, "health": "healthy"}
@@ -162,7 +162,7 @@ def test_a_retried_node_starts_its_health_afresh(running: Cluster, settings) -> 
     node = Node.objects.filter(is_server=False).first()
     assert node is not None
     later(settings.HEARTBEAT_STALE_SECONDS + 1)
-    health.judge_silent_nodes.apply()
+    health.watch_health.apply()
     assert NodeHealth.objects.get(node=node).state == "unhealthy"
     Node.objects.filter(pk=node.pk).update(status="provisioning")
 
