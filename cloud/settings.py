@@ -372,6 +372,8 @@ OTEL_EXPORTER_OTLP_ENDPOINT = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", "")
 OTEL_TRACE_SQL = env.bool("OTEL_TRACE_SQL", False)
 # A bearer token Prometheus scrapes /metrics with; staff may read it in the browser too.
 METRICS_TOKEN = env.str("METRICS_TOKEN", "")
+# CIDRs webhooks may reach although private, loopback, ... (observability.webhooks).
+WEBHOOK_ALLOWED_NETWORKS = env.list("WEBHOOK_ALLOWED_NETWORKS", [])
 
 # --- Reconciliation -------------------------------------------------------------------
 # Seconds a domain with the portal's prefix that no node owns is left alone (and shown to
@@ -389,6 +391,7 @@ CELERY_BEAT_SCHEDULE = every(
         "provisioning.simulate_heartbeats": HEARTBEAT_SECONDS,
         "provisioning.reconcile": RECONCILE_SECONDS,
         "provisioning.ping_agents": AGENT_PING_SECONDS,
+        "observability.webhooks.sweep": 10,  # deliveries due (retries, lost messages)
     }
 )
 # Tasks that touch a hypervisor go to its agent's queue when HOST_QUEUES is on.

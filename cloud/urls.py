@@ -11,6 +11,7 @@ urlpatterns = [
     path("accounts/", include("portal.urls_accounts")),
     path("api/v1/", include("cloud.urls_api")),
     path("", include("observability.urls")),
+    path("", include("observability.webhooks.urls")),
     path("", include("provisioning.urls")),
     path("", include("networking.urls")),
     path("", include("portal.urls")),

@@ -16,7 +16,17 @@ from portal import audit
 from portal.actor import Action, Actor
 from portal.errors import Invalid
 from portal.models import Organisation, Quota
-from provisioning import addresses, cluster_spec, enqueue, guest_seed, pki, placement, quotas, steps
+from provisioning import (
+    addresses,
+    cluster_spec,
+    enqueue,
+    guest_seed,
+    notify,
+    pki,
+    placement,
+    quotas,
+    steps,
+)
 from provisioning.cluster_spec import ClusterRequest
 from provisioning.models import BaseImage, Cluster, Node, NodePool, NodeStep
 from provisioning.states import (
@@ -164,10 +174,12 @@ def _delete_nodes(nodes: Iterable[Node]) -> list[int]:
     return ids
 
 
+@transaction.atomic
 def _finish_empty_delete(cluster_id: int) -> None:
     cluster = Cluster.objects.get(pk=cluster_id)
     if transition(cluster, [C.DELETING], C.DELETED, deleted_at=timezone.now()):
         events.record(cluster, "Cluster deleted.", progress=100)
+        notify.cluster_changed(cluster)
 
 
 def scale_pool(actor: Actor, pool: NodePool, count: int) -> None:
