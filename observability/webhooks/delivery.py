@@ -150,7 +150,7 @@ def post(delivery: Delivery, now: datetime) -> Outcome:
     return Outcome(took(), status_code=response.status_code, body=text)
 
 
-def _record(delivery: Delivery, outcome: Outcome, now: datetime) -> str:
+def _record(delivery: Delivery, outcome: Outcome, now: datetime) -> str | None:
     number = delivery.attempt_count + 1
     assert delivery.first_attempt_at is not None  # set by the claim
     deadline = delivery.first_attempt_at + WINDOW
@@ -170,6 +170,9 @@ def _record(delivery: Delivery, outcome: Outcome, now: datetime) -> str:
             retry_at = min(now + timedelta(seconds=backoff(number)), deadline)
             fields |= {"status": S.RETRYING, "next_attempt_at": retry_at, "reason": reason[:500]}
     with transaction.atomic():
+        row = Delivery.objects.select_for_update().filter(pk=delivery.pk).values_list("pk")
+        if row.first() is None:
+            return None  # its webhook was deleted meanwhile
         Attempt.objects.create(
             delivery=delivery,
             number=number,

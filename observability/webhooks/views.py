@@ -14,6 +14,7 @@ from observability.webhooks.models import Delivery, Webhook
 from portal import access
 from portal.actor import Action
 from portal.errors import Invalid
+from portal.forms import add_errors
 
 LAST_DELIVERIES = 5
 
@@ -30,8 +31,7 @@ def webhook_list(request: HttpRequest) -> HttpResponse:
             try:
                 created = services.create_webhook(actor, organisation, **form.cleaned_data)
             except Invalid as error:
-                for field, problems in error.message_dict.items():
-                    form.add_error(field if field in form.fields else None, problems)
+                add_errors(form, error)
             else:
                 form = WebhookForm()
     last = Delivery.objects.order_by("-id")[:LAST_DELIVERIES]
