@@ -10,7 +10,6 @@ from pathlib import Path
 
 import dj_database_url
 
-from cloud import openapi
 from cloud.beat import every
 from cloud.env import Env, secret_file
 from cloud.logs import logging_config
@@ -201,22 +200,8 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # --- API ------------------------------------------------------------------------------
-REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [
-        "portal.authentication.BearerTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
-    ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["portal.parsers.SafeJSONParser"],
-    "EXCEPTION_HANDLER": "portal.api_errors.exception_handler",
-    # Every list is paginated: {"count", "next", "previous", "results"}.
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
-    "PAGE_SIZE": 100,
-    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
-    "DEFAULT_SCHEMA_CLASS": "cloud.schema.PortalSchema",
-}
-SPECTACULAR_SETTINGS = openapi.SETTINGS
+# DRF and the OpenAPI document (drf-spectacular): fixed, so kept apart.
+from cloud.api_settings import REST_FRAMEWORK, SPECTACULAR_SETTINGS  # noqa: E402, F401
 
 # --- Channels -------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", "")
@@ -377,6 +362,8 @@ OTEL_EXPORTER_OTLP_ENDPOINT = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", "")
 OTEL_TRACE_SQL = env.bool("OTEL_TRACE_SQL", False)
 # A bearer token Prometheus scrapes /metrics with; staff may read it in the browser too.
 METRICS_TOKEN = env.str("METRICS_TOKEN", "")
+# CIDRs webhooks may reach although private, loopback, ... (observability.webhooks).
+WEBHOOK_ALLOWED_NETWORKS = env.list("WEBHOOK_ALLOWED_NETWORKS", [])
 
 # --- Reconciliation -------------------------------------------------------------------
 # Seconds a domain with the portal's prefix that no node owns is left alone (and shown to
@@ -394,6 +381,7 @@ CELERY_BEAT_SCHEDULE = every(
         "provisioning.simulate_heartbeats": HEARTBEAT_SECONDS,
         "provisioning.reconcile": RECONCILE_SECONDS,
         "provisioning.ping_agents": AGENT_PING_SECONDS,
+        "observability.webhooks.sweep": 10,  # deliveries due (retries, lost messages)
     }
 )
 # Tasks that touch a hypervisor go to its agent's queue when HOST_QUEUES is on.

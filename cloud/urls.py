@@ -35,6 +35,7 @@ urlpatterns = [
         name="api-redoc",
     ),
     path("", include("observability.urls")),
+    path("", include("observability.webhooks.urls")),
     path("", include("provisioning.urls")),
     path("", include("networking.urls")),
     path("", include("portal.urls")),

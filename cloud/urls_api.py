@@ -7,4 +7,5 @@ urlpatterns = [
     path("", include("provisioning.api_urls")),
     path("", include("provisioning.staff_urls")),
     path("", include("networking.api_urls")),
+    path("", include("observability.webhooks.api_urls")),
 ]

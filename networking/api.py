@@ -6,7 +6,7 @@ Errors are raised, never answered here: `portal.api_errors` maps them (an `InUse
 
 from django.db.models import Count, Prefetch, QuerySet
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -21,23 +21,8 @@ from networking.serializers import (
     NetworkUpdateInput,
 )
 from portal import access
-from portal.errors import Forbidden, Invalid
-from portal.models import Organisation
-from portal.permissions import RolePermission
-
-
-def acting_in(request: Request) -> Organisation:
-    """The organisation a list or a create acts in."""
-    organisation = access.actor(request).organisation
-    if organisation is None:  # RolePermission refuses such a caller first
-        raise Forbidden("You do not belong to an organisation.")
-    return organisation
-
-
-class ScopedViewSet(viewsets.GenericViewSet):
-    permission_classes = [RolePermission]
-    lookup_field = "uuid"
-    lookup_url_kwarg = "pk"
+from portal.errors import Invalid
+from portal.viewsets import ScopedViewSet, acting_in
 
 
 class NetworkViewSet(

@@ -13,6 +13,7 @@ from networking.models import Firewall, FirewallRollout, Network, related_model
 from portal import access
 from portal.actor import Action
 from portal.errors import Invalid
+from portal.forms import add_errors
 from portal.models import Organisation
 
 RULE_FIELDS = ("direction", "protocol", "ports", "cidr", "label")
@@ -34,11 +35,6 @@ def _live_clusters() -> Prefetch:
     return Prefetch("clusters", queryset=live, to_attr="live_clusters")
 
 
-def _form_errors(form: NetworkForm | FirewallForm, error: Invalid) -> None:
-    for field, problems in error.message_dict.items():
-        form.add_error(field if field in form.fields else None, problems)
-
-
 @login_required
 def network_list(request: HttpRequest) -> HttpResponse:
     organisation = access.organisation_or_404(request)
@@ -58,7 +54,7 @@ def network_list(request: HttpRequest) -> HttpResponse:
                     egress=data["egress"],
                 )
             except Invalid as error:
-                _form_errors(form, error)
+                add_errors(form, error)
             else:
                 messages.success(
                     request, f"Network {network.name} created (VXLAN {network.segment_id})."
@@ -119,7 +115,7 @@ def firewall_list(request: HttpRequest) -> HttpResponse:
                     rules.default_rules(data["network"].cidr),
                 )
             except Invalid as error:
-                _form_errors(form, error)
+                add_errors(form, error)
             else:
                 messages.success(
                     request, f"Firewall {firewall.name} created with the default rules; edit them."

@@ -1,5 +1,10 @@
 from django.db import models
 
+# Webhooks' models live in their package; importing them here registers them with the app.
+from observability.webhooks.models import Attempt, Delivery, Webhook
+
+__all__ = ["Attempt", "Delivery", "Event", "EventState", "Webhook", "WorkerHeartbeat"]
+
 
 class WorkerHeartbeat(models.Model):
     """Written by a periodic task on a worker, so /readyz knows a worker answers."""

@@ -4,6 +4,7 @@ from django import forms
 from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import User
 
+from portal.errors import Invalid
 from portal.models import Role
 
 
@@ -40,3 +41,9 @@ class InvitationForm(forms.Form):
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
+
+
+def add_errors(form: forms.Form, error: Invalid) -> None:
+    """A service's refusal on the form: under the field it names, else above the form."""
+    for field, problems in error.message_dict.items():
+        form.add_error(field if field in form.fields else None, problems)

@@ -19,6 +19,7 @@ from django.db import transaction
 from observability import events
 from observability.models import EventState
 from portal.errors import Conflict
+from provisioning import notify
 from provisioning.models import HealthState, Node, NodeHealth, NodeHeartbeat
 from provisioning.states import NodeStatus
 
@@ -103,6 +104,7 @@ def _judge(node: Node, health: NodeHealth, now: datetime) -> None:
             state=EventState.FAILED,
             node=node.name,
         )
+        notify.node_unhealthy(node, reason)
     else:
         events.record(node.cluster, f"{node.name} is healthy again.", node=node.name)
 

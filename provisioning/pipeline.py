@@ -24,6 +24,7 @@ from provisioning import (
     faults,
     guest_seed,
     host_network,
+    notify,
     placement,
     steps,
 )
@@ -134,6 +135,7 @@ def fail_node(node: Node, step: str, code: str, message: str) -> None:
         node=node.name,
         step=step,
     )
+    notify.node_failed(node, step)
     enqueue.release_node(node.pk)
     if node.is_server:
         # Agents cannot join without their server: fail them now, so they give back
@@ -184,6 +186,7 @@ def refresh_cluster(cluster: Cluster) -> None:
             state=EventState.FAILED if target == C.FAILED else EventState.INFO,
             progress=progress(cluster),
         )
+        notify.cluster_changed(cluster)
 
 
 # --- The worker steps' driver work --------------------------------------------------------
@@ -285,3 +288,4 @@ def finish_delete(node: Node) -> None:
     remaining = Node.objects.filter(cluster=cluster).filter(~Q(status=N.DELETED)).exists()
     if not remaining and transition(cluster, [C.DELETING], C.DELETED, deleted_at=timezone.now()):
         events.record(cluster, "Cluster deleted; every resource given back.", progress=100)
+        notify.cluster_changed(cluster)

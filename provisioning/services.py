@@ -20,6 +20,7 @@ from provisioning import (
     cluster_spec,
     enqueue,
     guest_seed,
+    notify,
     pipeline,
     pki,
     placement,
@@ -166,10 +167,12 @@ def delete_cluster(actor: Actor, cluster: Cluster) -> None:
     enqueue.delete_nodes(node_ids)
 
 
+@transaction.atomic
 def _finish_empty_delete(cluster_id: int) -> None:
     cluster = Cluster.objects.get(pk=cluster_id)
     if transition(cluster, [C.DELETING], C.DELETED, deleted_at=timezone.now()):
         events.record(cluster, "Cluster deleted.", progress=100)
+        notify.cluster_changed(cluster)
 
 
 def scale_pool(actor: Actor, pool: NodePool, count: int) -> None:

@@ -4,7 +4,8 @@ alice (owner, acme), bob (owner, bobco), charlie (viewer, acme), staff.
 """
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -18,6 +19,7 @@ from cloud.celery import app as celery_app
 from portal import organisations, tokens
 from portal.models import Membership, Organisation, Role
 from tests import second_factor
+from tests.webhook_receiver import Receiver
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -101,3 +103,12 @@ def browser_for() -> Callable[[User], Client]:
         return client
 
     return make
+
+
+@pytest.fixture
+def receiver(settings: Any) -> Iterator[Receiver]:
+    """A webhook receiver on 127.0.0.1, which staff allow for the test (loopback is
+    refused otherwise)."""
+    settings.WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    with Receiver() as running:
+        yield running

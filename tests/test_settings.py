@@ -137,6 +137,7 @@ def test_beat_runs_every_periodic_task_at_its_interval() -> None:
         "provisioning.simulate_heartbeats": settings.HEARTBEAT_SECONDS,
         "provisioning.reconcile": settings.RECONCILE_SECONDS,
         "provisioning.ping_agents": settings.AGENT_PING_SECONDS,
+        "observability.webhooks.sweep": 10,
     }
 
 

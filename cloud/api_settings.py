@@ -1,10 +1,27 @@
-"""drf-spectacular's settings: what /api/schema/ says about the API as a whole.
+"""The API's settings: Django REST framework's, and drf-spectacular's (what /api/schema/
+says about the API as a whole).
 
 Plain data, imported by cloud.settings; the code that shapes each operation (error
 answers, authentication) is cloud.schema.
 """
 
-SETTINGS = {
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "portal.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["portal.parsers.SafeJSONParser"],
+    "EXCEPTION_HANDLER": "portal.api_errors.exception_handler",
+    # Every list is paginated: {"count", "next", "previous", "results"}.
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 100,
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_SCHEMA_CLASS": "cloud.schema.PortalSchema",
+}
+
+SPECTACULAR_SETTINGS = {
     "TITLE": "K3s cloud portal API",
     "DESCRIPTION": (
         "Managed K3s clusters: launch, watch, scale and delete clusters, their networks and "
