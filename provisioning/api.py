@@ -23,6 +23,7 @@ from portal.permissions import RolePermission
 from provisioning import kubeconfigs, services
 from provisioning.models import Cluster, IssuedCredential, Node, NodePool
 from provisioning.serializers import (
+    ClusterDetailOutput,
     ClusterInput,
     ClusterOutput,
     CredentialOutput,
@@ -52,6 +53,8 @@ class ClusterViewSet(
     def get_queryset(self) -> QuerySet[Cluster]:
         """The caller's clusters with everything the serializer reads, in constant queries."""
         nodes = Node.objects.select_related("hypervisor", "port", "pool", "health").order_by("id")
+        if self.action == "retrieve":
+            nodes = nodes.prefetch_related("steps")  # the ETA reads them
         clusters = (
             access.for_request(Cluster.objects.all(), self.request)
             .select_related("region", "k3s_version", "network", "firewall", "organisation")
@@ -61,6 +64,9 @@ class ClusterViewSet(
         if self.action == "list":
             clusters = clusters.filter(status__in=CLUSTER_LIVE)
         return clusters
+
+    def get_serializer_class(self) -> type[ClusterOutput]:
+        return ClusterDetailOutput if self.action == "retrieve" else ClusterOutput
 
     def create(self, request: Request) -> Response:
         payload = ClusterInput(data=request.data)
