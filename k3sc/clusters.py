@@ -64,14 +64,16 @@ def parse_pool(spec: str) -> dict[str, Any]:
     return {"name": parts[0], "size": parts[1], "count": int(parts[2])}
 
 
-def settle(client: Client, cluster: dict[str, Any], output: Format) -> dict[str, Any]:
+def settle(
+    client: Client, cluster: dict[str, Any], output: Format, after: int = 0
+) -> dict[str, Any]:
     """Follow the cluster to the end; exit 3 with each failed node's error unless running.
 
     Drawn live on a terminal; otherwise one line per event, on stderr when stdout carries
     JSON or YAML."""
     live = sys.stdout.isatty() and output == Format.TABLE
     stream = sys.stdout if output == Format.TABLE else sys.stderr
-    final = watch.follow(client, cluster, live=live, stream=stream)
+    final = watch.follow(client, cluster, live=live, stream=stream, after=after)
     if final["status"] != "running":
         for line in watch.failures(final):
             print(line, file=sys.stderr)
@@ -86,8 +88,13 @@ def finish(cluster: dict[str, Any], output: Format, waited: bool) -> None:
         emit(cluster, output, show_cluster)
 
 
-def report(client: Client, cluster: dict[str, Any], output: Format, wait: bool) -> None:
-    finish(settle(client, cluster, output) if wait else cluster, output, wait)
+def act(client: Client, cluster: str, output: Format, wait: bool, change: Any) -> None:
+    """Run `change(id)` on the cluster, then show it, followed to the end with --wait."""
+    cluster_id = client.find_id("clusters", cluster)
+    after = watch.last_event_id(client, cluster_id) if wait else 0
+    change(cluster_id)
+    found = client.get(f"clusters/{cluster_id}")
+    finish(settle(client, found, output, after) if wait else found, output, wait)
 
 
 @app.command()
@@ -162,19 +169,25 @@ def scale(
 ) -> None:
     """Grow or shrink a pool (shrinking drains the newest nodes)."""
     client = api()
-    found = client.find("clusters", cluster)
-    client.patch(f"clusters/{found['id']}/pools/{pool}", {"count": nodes})
-    report(client, client.get(f"clusters/{found['id']}"), output, wait)
+    act(
+        client,
+        cluster,
+        output,
+        wait,
+        lambda cluster_id: client.patch(f"clusters/{cluster_id}/pools/{pool}", {"count": nodes}),
+    )
 
 
 @app.command()
 def retry(cluster: Name, wait: Wait = False, output: Output = Format.TABLE) -> None:
     """Launch a cluster's failed nodes again."""
     client = api()
-    found = client.find("clusters", cluster)
-    retried = client.post(f"clusters/{found['id']}/retry")
-    print(f"Retrying {', '.join(retried['retrying'])}", file=sys.stderr)
-    report(client, client.get(f"clusters/{found['id']}"), output, wait)
+
+    def retry_failed(cluster_id: str) -> None:
+        retried = client.post(f"clusters/{cluster_id}/retry")
+        print(f"Retrying {', '.join(retried['retrying'])}", file=sys.stderr)
+
+    act(client, cluster, output, wait, retry_failed)
 
 
 @app.command()

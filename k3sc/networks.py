@@ -49,7 +49,8 @@ def show_firewall(firewall: dict[str, Any]) -> list[Any]:
 
 
 def show_network(network: dict[str, Any]) -> Any:
-    return details(network, [header.lower().replace(" ", "_") for header, _ in NETWORK_COLUMNS])
+    keys = ["name", "id", "cidr", "gateway", "segment_id", "region", "ips_in_use", "is_default"]
+    return details(network, [*keys, "egress", "created_at"])
 
 
 def delete_one(client: Client, collection: str, name_or_id: str, yes: bool) -> None:

@@ -186,11 +186,20 @@ def stream_url(client: Client, cluster_id: str, after: int) -> str:
     return f"{scheme}://{parts.netloc}{parts.path}/ws/clusters/{cluster_id}/events/?after={after}"
 
 
+def last_event_id(client: Client, cluster_id: str) -> int:
+    """The newest event's id, to follow only what comes after a scale or a retry."""
+    newest = 0
+    for event in client.pages(f"clusters/{cluster_id}/events", limit=1000):
+        newest = max(newest, int(event["id"]))
+    return newest
+
+
 class Follower:
-    def __init__(self, client: Client, cluster: dict[str, Any], view: View) -> None:
+    def __init__(self, client: Client, cluster: dict[str, Any], view: View, after: int) -> None:
         self.client, self.view = client, view
         self.id = str(cluster["id"])
         self.launch = Launch(cluster["name"], [n["name"] for n in cluster.get("nodes", [])])
+        self.launch.last_id = after
         self.cluster = cluster
         self.failing_since: float | None = None  # when reconnecting began to fail
 
@@ -201,6 +210,13 @@ class Follower:
         self.launch.eta_seconds = self.cluster.get("eta_seconds")
         self.launch.eta_asked = time.monotonic()
         return self.launch.status in SETTLED
+
+    def catch_up(self) -> None:
+        """The events the stream had not brought yet when the cluster settled."""
+        for event in self.client.pages(f"clusters/{self.id}/events", after=self.launch.last_id):
+            self.launch.apply(event)
+            self.view.event(self.launch, event)
+        self.view.refresh(self.launch)
 
     def handle(self, message: dict[str, Any]) -> bool:
         kind = message.get("type")
@@ -239,6 +255,7 @@ class Follower:
             while True:
                 try:
                     if self.session():
+                        self.catch_up()
                         return self.cluster
                 except ConnectionClosed as closed:
                     code = closed.rcvd.code if closed.rcvd else None
@@ -258,15 +275,18 @@ class Follower:
                 time.sleep(0.5)  # then resume after the last event seen
                 with contextlib.suppress(NetworkError):
                     if self.check():
+                        self.catch_up()
                         return self.cluster
         finally:
             self.view.close()
 
 
-def follow(client: Client, cluster: dict[str, Any], live: bool, stream: TextIO) -> dict[str, Any]:
-    """Follow the cluster until it settles; returns it as it then is."""
+def follow(
+    client: Client, cluster: dict[str, Any], live: bool, stream: TextIO, after: int = 0
+) -> dict[str, Any]:
+    """Follow the cluster's events after `after` until it settles; returns it as it then is."""
     view: View = LiveTable() if live else Lines(stream)
-    return Follower(client, cluster, view).run()
+    return Follower(client, cluster, view, after).run()
 
 
 def failures(cluster: dict[str, Any]) -> list[str]:
