@@ -17,6 +17,7 @@ import pytest
 
 from tests import portal_process
 
+
 @dataclass(frozen=True)
 class Portal:
     url: str
