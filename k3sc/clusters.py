@@ -10,7 +10,7 @@ from k3sc import kubeconfig as kube
 from k3sc import watch
 from k3sc.client import Client
 from k3sc.output import Column, Format, details, emit, field, listing, table
-from k3sc.session import Output, Yes, api, confirm
+from k3sc.session import Output, Yes, api, confirm, list_command
 
 app = typer.Typer(help="Launch, follow, scale and delete clusters.", no_args_is_help=True)
 
@@ -46,6 +46,7 @@ EVENT_COLUMNS: list[Column] = [
     ("PROGRESS", field("progress")),
     ("MESSAGE", field("message")),
 ]
+list_command(app, "clusters", CLUSTER_COLUMNS, "List your clusters.")
 SUMMARY = ["name", "id", "region", "k3s_version", "status", "status_reason", "network",
            "firewall", "created_at", "ready_at", "eta_seconds"]  # fmt: skip
 
@@ -144,12 +145,6 @@ def create(
         )
         print(f"Saved context {context} to {target}", file=sys.stderr)
     finish(cluster, output, wait)
-
-
-@app.command("list")
-def list_(output: Output = Format.TABLE) -> None:
-    """List your clusters."""
-    listing(api().all("clusters"), output, CLUSTER_COLUMNS)
 
 
 @app.command()

@@ -11,8 +11,8 @@ import typer
 from k3sc import clusters, config, networks
 from k3sc import kubeconfig as kube
 from k3sc.client import ApiError, Client, NetworkError
-from k3sc.output import Column, Format, details, emit, field, listing
-from k3sc.session import Output, api
+from k3sc.output import Column, Format, details, emit, field
+from k3sc.session import Output, api, list_command
 
 app = typer.Typer(
     name="k3sc",
@@ -56,12 +56,7 @@ def whoami(output: Output = Format.TABLE) -> None:
 
 def catalogue(noun: str, path: str, columns: list[Column]) -> None:
     group = typer.Typer(help=f"The {noun}s clusters can be launched with.", no_args_is_help=True)
-
-    @group.command("list")
-    def list_(output: Output = Format.TABLE) -> None:
-        listing(api().all(path), output, columns)
-
-    list_.__doc__ = f"List the {noun}s."
+    list_command(group, path, columns, f"List the {noun}s.")
     app.add_typer(group, name=noun)
 
 

@@ -1,12 +1,12 @@
 """`k3sc network ...` and `k3sc firewall ...`: tenant networks and their firewall rules."""
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 
-from k3sc.client import Client
-from k3sc.output import Column, Format, details, emit, field, listing, table
-from k3sc.session import Output, Yes, api, confirm
+from k3sc.output import Column, Format, details, emit, field, table
+from k3sc.session import Output, Yes, api, confirm, list_command
 
 network_app = typer.Typer(help="Your organisation's L2 networks.", no_args_is_help=True)
 firewall_app = typer.Typer(help="Firewalls and their rules.", no_args_is_help=True)
@@ -33,6 +33,8 @@ FIREWALL_COLUMNS: list[Column] = [
     ("DEFAULT", field("is_default")),
 ]
 RULE_COLUMNS: list[Column] = [(name.upper(), field(name)) for name in RULE_FIELDS]
+list_command(network_app, "networks", NETWORK_COLUMNS, "List the networks.")
+list_command(firewall_app, "firewalls", FIREWALL_COLUMNS, "List the firewalls.")
 
 
 def parse_rule(spec: str) -> dict[str, str]:
@@ -53,23 +55,26 @@ def show_network(network: dict[str, Any]) -> Any:
     return details(network, [*keys, "egress", "created_at"])
 
 
-def delete_one(client: Client, collection: str, name_or_id: str, yes: bool) -> None:
-    found = client.find(collection, name_or_id)
-    confirm(f"Delete {collection[:-1]} {found['name']}?", yes)
-    client.delete(f"{collection}/{found['id']}")
-    print(f"Deleted {collection[:-1]} {found['name']}.")
+def show_and_delete(
+    group: typer.Typer, collection: str, render: Callable[[Any], Any], show_doc: str
+) -> None:
+    """`<group> show` and `<group> delete` of one object of `collection`, by name or id."""
+    noun = collection[:-1]
 
+    def show(name_or_id: Name, output: Output = Format.TABLE) -> None:
+        client = api()
+        emit(client.get(f"{collection}/{client.find_id(collection, name_or_id)}"), output, render)
 
-def show_one(collection: str, name_or_id: str) -> dict[str, Any]:
-    client = api()
-    found: dict[str, Any] = client.get(f"{collection}/{client.find_id(collection, name_or_id)}")
-    return found
+    def delete(name_or_id: Name, yes: Yes = False) -> None:
+        client = api()
+        found = client.find(collection, name_or_id)
+        confirm(f"Delete {noun} {found['name']}?", yes)
+        client.delete(f"{collection}/{found['id']}")
+        print(f"Deleted {noun} {found['name']}.")
 
-
-@network_app.command("list")
-def network_list(output: Output = Format.TABLE) -> None:
-    """List the networks."""
-    listing(api().all("networks"), output, NETWORK_COLUMNS)
+    show.__doc__, delete.__doc__ = show_doc, f"Delete a {noun} no cluster uses."
+    group.command("show")(show)
+    group.command("delete")(delete)
 
 
 @network_app.command("create")
@@ -87,12 +92,6 @@ def network_create(
     emit(api().post("networks", body), output, show_network)
 
 
-@network_app.command("show")
-def network_show(network: Name, output: Output = Format.TABLE) -> None:
-    """One network."""
-    emit(show_one("networks", network), output, show_network)
-
-
 @network_app.command("update")
 def network_update(
     network: Name,
@@ -103,18 +102,6 @@ def network_update(
     client = api()
     found = client.find_id("networks", network)
     emit(client.patch(f"networks/{found}", {"egress": egress}), output, show_network)
-
-
-@network_app.command("delete")
-def network_delete(network: Name, yes: Yes = False) -> None:
-    """Delete a network no cluster uses."""
-    delete_one(api(), "networks", network, yes)
-
-
-@firewall_app.command("list")
-def firewall_list(output: Output = Format.TABLE) -> None:
-    """List the firewalls."""
-    listing(api().all("firewalls"), output, FIREWALL_COLUMNS)
 
 
 @firewall_app.command("create")
@@ -130,12 +117,6 @@ def firewall_create(
     if rule:
         body["rules"] = [parse_rule(spec) for spec in rule]
     emit(client.post("firewalls", body), output, show_firewall)
-
-
-@firewall_app.command("show")
-def firewall_show(firewall: Name, output: Output = Format.TABLE) -> None:
-    """One firewall, its rules and where they are enforced."""
-    emit(show_one("firewalls", firewall), output, show_firewall)
 
 
 @firewall_app.command("update")
@@ -165,7 +146,5 @@ def firewall_update(
     emit(client.patch(f"firewalls/{found['id']}", body), output, show_firewall)
 
 
-@firewall_app.command("delete")
-def firewall_delete(firewall: Name, yes: Yes = False) -> None:
-    """Delete a firewall no cluster uses."""
-    delete_one(api(), "firewalls", firewall, yes)
+show_and_delete(network_app, "networks", show_network, "One network.")
+show_and_delete(firewall_app, "firewalls", show_firewall, "One firewall, its rules and rollout.")

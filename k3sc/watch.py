@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.sync.client import connect
+from websockets.typing import Origin
 
 from k3sc.client import ApiError, Client, NetworkError
 from k3sc.output import console
@@ -236,10 +237,10 @@ class Follower:
     def session(self) -> bool:
         """One websocket connection; True when the cluster settled during it."""
         headers = {"Authorization": f"Bearer {self.client.token}"}
-        origin = "{0.scheme}://{0.netloc}".format(urlsplit(self.client.url))
+        origin = Origin("{0.scheme}://{0.netloc}".format(urlsplit(self.client.url)))
         url = stream_url(self.client, self.id, self.launch.last_id)
         # The portal checks the Origin against its allowed hosts: send its own.
-        with connect(url, additional_headers=headers, origin=origin, proxy=None) as socket:  # type: ignore[arg-type]
+        with connect(url, additional_headers=headers, origin=origin, proxy=None) as socket:
             self.failing_since = None
             while True:
                 try:

@@ -85,23 +85,10 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def serve(seeded: Path, data_dir: Path, **extra: str) -> Iterator[Portal]:
     shutil.copytree(seeded, data_dir, dirs_exist_ok=True)
-    port = portal_process.free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = portal_process.embedded_env(
-        data_dir,
-        port,
-        PORTAL_URL=url,
-        CLOUD_GUEST_SIM_SCALE="0.02",  # a launch in a few seconds
-        WORKER_HEARTBEAT_SECONDS="1",
-        **extra,
-    )
-    log = data_dir / "serve.log"
-    server = portal_process.start(env, log, "serve", "--port", str(port))
-    try:
-        portal_process.wait_ready(url, server, log)
-        yield Portal(url, env)
-    finally:
-        portal_process.stop(server)
+    # A launch in a few seconds.
+    env = portal_process.portal_env(data_dir, CLOUD_GUEST_SIM_SCALE="0.02", **extra)
+    with portal_process.serving(env):
+        yield Portal(env["PORTAL_URL"], env)
 
 
 @pytest.fixture(scope="session")

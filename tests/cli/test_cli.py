@@ -156,8 +156,10 @@ def test_networks_and_firewalls_round_trip(cli: Cli) -> None:
         "direction": "ingress", "protocol": "tcp", "ports": "22", "cidr": "10.0.0.0/8",
         "label": "ssh",
     }  # fmt: skip
-    updated = json.loads(cli.ok("firewall", "update", "lab-ssh", "--remove-rule", "0",
-                                "--add-rule", "ingress:tcp:6443:0.0.0.0/0", "-o", "json"))  # fmt: skip
+    updated = json.loads(cli.ok(
+        "firewall", "update", "lab-ssh", "--remove-rule", "0",
+        "--add-rule", "ingress:tcp:6443:0.0.0.0/0", "-o", "json",
+    ))  # fmt: skip
     assert [r.get("ports") for r in updated["rules"]] == [None, "6443"]
     assert "lab-ssh" in cli.ok("firewall", "show", "lab-ssh")
     cli.ok("firewall", "delete", "lab-ssh", "--yes")

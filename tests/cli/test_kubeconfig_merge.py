@@ -1,13 +1,16 @@
 """k3sc.kubeconfig in-process: merging by name, current-context, removal, file mode."""
 
 import stat
+from typing import Any
 
 import yaml
 
 from k3sc import kubeconfig as kube
 
 
-def issued(cluster: str, user: str = "alice", server: str = "https://10.0.0.4:6443") -> dict:
+def issued(
+    cluster: str, user: str = "alice", server: str = "https://10.0.0.4:6443"
+) -> dict[str, Any]:
     """What the portal's kubeconfig endpoint answers (provisioning.pki.kubeconfig's shape)."""
     return {
         "apiVersion": "v1",
@@ -19,7 +22,7 @@ def issued(cluster: str, user: str = "alice", server: str = "https://10.0.0.4:64
     }
 
 
-FOREIGN = {
+FOREIGN: dict[str, Any] = {
     "apiVersion": "v1",
     "kind": "Config",
     "clusters": [{"name": "prod", "cluster": {"server": "https://prod:6443"}}],

@@ -7,7 +7,7 @@ from provisioning.models import Node, NodeStep
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guest_over_client")]
 
-BODY = {"name": "web", "region": "demo", "pools": [{"name": "workers", "size": "small", "count": 2}]}
+BODY = {"name": "web", "region": "demo", "pools": [{"name": "w", "size": "small", "count": 2}]}
 
 
 def test_detail_has_eta_while_launching_and_none_once_running(
