@@ -33,7 +33,12 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    # Several models have a `status`: each choice set gets its own name.
+    "ENUM_NAME_OVERRIDES": {
+        "ClusterStatus": "provisioning.states.ClusterStatus",
+        "NodeStatus": "provisioning.states.NodeStatus",
+        "DeliveryStatus": "observability.webhooks.models.DeliveryStatus",
+    },
     # Served by the portal itself (drf-spectacular-sidecar): the docs work offline.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

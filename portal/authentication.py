@@ -23,7 +23,8 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             return None
         token = tokens.authenticate(raw) if raw else None
         if token is None:
-            raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
+            # One code for every 401, as for a missing token: clients (k3sc) test for it.
+            raise exceptions.NotAuthenticated("Invalid, expired or revoked token.")
         return token.user, token
 
     def authenticate_header(self, request: Request) -> str:

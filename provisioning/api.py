@@ -25,6 +25,7 @@ from portal.permissions import RolePermission
 from provisioning import kubeconfigs, services
 from provisioning.models import Cluster, IssuedCredential, Node, NodePool
 from provisioning.serializers import (
+    ClusterDetailOutput,
     ClusterInput,
     ClusterOutput,
     ClusterUpdateInput,
@@ -60,6 +61,8 @@ class ClusterViewSet(
         nodes = Node.objects.select_related(
             "hypervisor", "port", "pool", "health", "replaces"
         ).order_by("id")
+        if self.action == "retrieve":
+            nodes = nodes.prefetch_related("steps")  # the ETA reads them
         clusters = (
             access.for_request(Cluster.objects.all(), self.request)
             .select_related("region", "k3s_version", "network", "firewall", "organisation")
@@ -69,6 +72,9 @@ class ClusterViewSet(
         if self.action == "list":
             clusters = clusters.filter(status__in=CLUSTER_LIVE)
         return clusters
+
+    def get_serializer_class(self) -> type[ClusterOutput]:
+        return ClusterDetailOutput if self.action == "retrieve" else ClusterOutput
 
     @extend_schema(request=ClusterInput, responses={202: ClusterOutput})
     def create(self, request: Request) -> Response:

@@ -4,7 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from provisioning import addresses, node_health
+from provisioning import addresses, eta, node_health
 from provisioning.cluster_spec import ClusterRequest, PoolRequest
 from provisioning.k3s_flags import Cni
 from provisioning.models import (
@@ -188,6 +188,21 @@ class ClusterOutput(serializers.ModelSerializer):
     def get_nodes(self, cluster: Cluster) -> list[dict[str, Any]]:
         nodes = [n for n in cluster.nodes.all() if n.status != "deleted"]
         return NodeOutput(nodes, many=True).data  # type: ignore[return-value]
+
+
+class ClusterDetailOutput(ClusterOutput):
+    """One cluster: with the seconds its launch still needs (None when nothing launches).
+
+    Only here, not in the list: the estimate reads the recent step history per cluster."""
+
+    eta_seconds = serializers.SerializerMethodField()
+
+    class Meta(ClusterOutput.Meta):
+        fields = [*ClusterOutput.Meta.fields, "eta_seconds"]
+
+    def get_eta_seconds(self, cluster: Cluster) -> float | None:
+        remaining = eta.remaining_seconds(cluster)
+        return None if remaining is None else round(remaining, 1)
 
 
 class CredentialOutput(serializers.ModelSerializer):

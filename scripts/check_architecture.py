@@ -5,6 +5,8 @@
 2. Layers, top to bottom: cloud > provisioning > networking > observability > portal. A
    module may import its own app or a lower one, never a higher one.
 3. No module over MAX_LINES lines (migrations excluded).
+4. The command-line client (`k3sc`) stands alone: a pure HTTP client that imports no app
+   and no server framework, so it can be installed on its own.
 """
 
 import itertools
@@ -16,6 +18,8 @@ import grimp
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ["cloud", "provisioning", "networking", "observability", "portal"]
+CLIENT = "k3sc"
+SERVER_ONLY = {*LAYERS, "django", "rest_framework", "channels", "celery"}
 MAX_LINES = 400
 
 
@@ -105,6 +109,17 @@ def _layer_violations(graph: grimp.ImportGraph, modules: set[str]) -> list[str]:
     return found
 
 
+def _client_imports() -> list[str]:
+    """What the client imports of the server side (it must import none of it)."""
+    graph = grimp.build_graph(CLIENT, cache_dir=None, include_external_packages=True)
+    found = []
+    for importer in sorted(m for m in graph.modules if _app(m) == CLIENT):
+        for imported in sorted(graph.find_modules_directly_imported_by(importer)):
+            if _app(imported) in SERVER_ONLY:
+                found.append(_where(graph, importer, imported))
+    return found
+
+
 def _long_modules(packages: Iterable[str]) -> list[str]:
     found = []
     for package in packages:
@@ -119,8 +134,8 @@ def _long_modules(packages: Iterable[str]) -> list[str]:
 
 def main() -> int:
     sys.path.insert(0, str(ROOT))
-    graph = grimp.build_graph(*LAYERS, cache_dir=None, exclude_type_checking_imports=True)
-    modules = {m for m in graph.modules if _app(m) in LAYERS}
+    graph = grimp.build_graph(*LAYERS, CLIENT, cache_dir=None, exclude_type_checking_imports=True)
+    modules = {m for m in graph.modules if _app(m) in [*LAYERS, CLIENT]}
     problems = 0
     for cycle in _cycles(graph, modules):
         problems += 1
@@ -128,10 +143,14 @@ def main() -> int:
         for importer, imported in itertools.pairwise(cycle):
             print(f"    {_where(graph, importer, imported)}")
     layered = grimp.build_graph(*LAYERS, cache_dir=None)
-    for violation in _layer_violations(layered, modules):
+    apps = {m for m in modules if _app(m) in LAYERS}
+    for violation in _layer_violations(layered, apps):
         problems += 1
         print(f"layers ({' > '.join(LAYERS)}): a lower app imports a higher one: {violation}")
-    for long in _long_modules(LAYERS):
+    for violation in _client_imports():
+        problems += 1
+        print(f"{CLIENT} is a pure HTTP client, yet imports the server side: {violation}")
+    for long in _long_modules([*LAYERS, CLIENT]):
         problems += 1
         print(f"module over {MAX_LINES} lines: {long}")
     print(f"architecture: {problems} problem(s)" if problems else "architecture: clean")

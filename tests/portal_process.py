@@ -1,6 +1,7 @@
 """A portal started for real, as `make run` starts it, for the tiers that need processes:
 the browser tier (embedded mode) and the real-VM tier (a real host agent and real guests)."""
 
+import contextlib
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +104,22 @@ def wait_ready(
                 pytest.fail(f"{path} not ready after {seconds} s: {last}\n{log.read_text()}")
             time.sleep(0.2)
     return body
+
+
+def portal_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """An embedded portal's environment on a free port, its worker reporting every second
+    (/readyz waits for the first report)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    return embedded_env(data_dir, port, PORTAL_URL=url, WORKER_HEARTBEAT_SECONDS="1", **extra)
+
+
+@contextlib.contextmanager
+def serving(env: dict[str, str]) -> Iterator[dict[str, Any]]:
+    """`manage.py serve` in `env` until the block ends; yields the readiness body."""
+    log = Path(env["DATA_DIR"]) / "serve.log"
+    server = start(env, log, "serve", "--port", env["PORT"])
+    try:
+        yield wait_ready(env["PORTAL_URL"], server, log)
+    finally:
+        stop(server)

@@ -51,28 +51,14 @@ class Portal:
 @pytest.fixture(scope="session")
 def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
     data_dir = tmp_path_factory.mktemp("portal")
-    port = portal_process.free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = portal_process.embedded_env(
-        data_dir,
-        port,
-        PORTAL_URL=url,
-        # Fast, but each step still takes long enough for the page to show it running.
-        CLOUD_GUEST_SIM_SCALE="0.05",
-        # /readyz waits for the worker's first heartbeat; do not wait ten seconds for it.
-        WORKER_HEARTBEAT_SECONDS="1",
-    )
+    # Fast, but each step still takes long enough for the page to show it running.
+    env = portal_process.portal_env(data_dir, CLOUD_GUEST_SIM_SCALE="0.05")
     portal_process.manage(env, "migrate", "--noinput")
     seeded = re.search(r"Demo login: (\S+) / (\S+)", portal_process.manage(env, "seed_demo"))
     assert seeded, "seed_demo did not print the demo login"
-    log = data_dir / "serve.log"
-    server = portal_process.start(env, log, "serve", "--port", str(port))
-    try:
-        ready = portal_process.wait_ready(url, server, log)
+    with portal_process.serving(env) as ready:
         assert ready["checks"]["database"]["detail"] == "sqlite", f"not embedded: {ready}"
-        yield Portal(url, seeded[1], seeded[2], data_dir)
-    finally:
-        portal_process.stop(server)
+        yield Portal(env["PORTAL_URL"], seeded[1], seeded[2], data_dir)
 
 
 @pytest.fixture(scope="session")

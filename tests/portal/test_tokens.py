@@ -63,7 +63,7 @@ def test_bad_or_missing_credentials_are_401(alice: User, header: str) -> None:
         client.credentials(HTTP_AUTHORIZATION=header)
     response = client.get("/api/v1/clusters")
     assert response.status_code == 401
-    assert "detail" in response.json()
+    assert response.json()["code"] == "not_authenticated" and "detail" in response.json()
 
 
 def test_expired_token_is_401(alice: User, acme: Organisation) -> None:

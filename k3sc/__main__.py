@@ -1,0 +1,3 @@
+from k3sc.main import run
+
+run()
