@@ -378,6 +378,7 @@ CELERY_BEAT_SCHEDULE = every(
         "provisioning.sync_inventory": INVENTORY_SYNC_SECONDS,
         "provisioning.reap_stalled": REAPER_SECONDS,
         "provisioning.watch_health": HEARTBEAT_SECONDS / 2,
+        "provisioning.drain_hosts": 10,
         "provisioning.simulate_heartbeats": HEARTBEAT_SECONDS,
         "provisioning.reconcile": RECONCILE_SECONDS,
         "provisioning.ping_agents": AGENT_PING_SECONDS,

@@ -23,6 +23,7 @@ DELETE_NODE = "provisioning.delete_node"
 SIMULATE_GUEST = "provisioning.simulate_guest"
 SYNC_HYPERVISOR = "provisioning.sync_hypervisor"
 SYNC_HOST_NETWORK = "provisioning.sync_host_network"
+DRAIN_HOST = "provisioning.drain_host"
 
 
 def send(name: str, *args: Any, **options: Any) -> None:

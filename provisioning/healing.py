@@ -63,13 +63,13 @@ def heal(now: datetime) -> list[str]:
             try:
                 services.replace_node(Actor.system(), node, reason)
             except Invalid as error:
-                _cannot(cluster, f"Cannot replace {node.name} yet: {error.message}")
+                say_once(cluster, f"Cannot replace {node.name} yet: {error.message}")
             else:
                 replaced.append(node.name)
     return replaced
 
 
-def _cannot(cluster: Cluster, message: str) -> None:
+def say_once(cluster: Cluster, message: str) -> None:
     """Say so once, not at every check: the healer tries again while the node stays bad."""
     with transaction.atomic():
         last = cluster.events.order_by("-id").values_list("message", flat=True).first()

@@ -3,13 +3,14 @@
 For anyone else the staff API does not exist (404), so its presence is not confirmed.
 """
 
+from dataclasses import asdict
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import exceptions, generics, permissions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,7 +18,7 @@ from rest_framework.views import APIView
 
 from portal import access
 from portal.actor import Actor
-from provisioning import inventory, virtualisation
+from provisioning import draining, inventory, virtualisation
 from provisioning.models import CpuMode, Hypervisor, OrphanDomain, VirtType
 
 
@@ -28,6 +29,12 @@ class StaffOnly(permissions.BasePermission):
         if not request.user.is_staff:
             raise exceptions.NotFound()
         return True
+
+
+class DrainOutput(serializers.Serializer):
+    left = serializers.ListField(child=serializers.CharField(), help_text="nodes still on it")
+    moving = serializers.ListField(child=serializers.CharField(), help_text="replacements")
+    blocked = serializers.DictField(child=serializers.CharField(), help_text="node: why")
 
 
 # "" is auto-detection (provisioning.virtualisation).
@@ -42,6 +49,7 @@ class HypervisorSerializer(serializers.ModelSerializer):
     # What its domains get: the stored fields with blanks filled as the sync would.
     virtualisation = serializers.SerializerMethodField()
     agent_silent = serializers.SerializerMethodField()
+    drain = serializers.SerializerMethodField()
 
     class Meta:
         model = Hypervisor
@@ -69,6 +77,8 @@ class HypervisorSerializer(serializers.ModelSerializer):
             "virtualisation",
             "agent_seen_at",
             "agent_silent",
+            "draining_since",
+            "drain",
         ]
         read_only_fields = fields
 
@@ -80,6 +90,13 @@ class HypervisorSerializer(serializers.ModelSerializer):
             "cpu_model": virt.cpu_model,
             "machine_type": virt.machine_type,
         }
+
+    @extend_schema_field(DrainOutput(allow_null=True))
+    def get_drain(self, hypervisor: Hypervisor) -> dict[str, object] | None:
+        """While draining: the nodes still on it, the moves under way, what cannot move."""
+        if hypervisor.draining_since is None:
+            return None
+        return asdict(draining.progress(hypervisor))
 
     def get_agent_silent(self, hypervisor: Hypervisor) -> bool:
         """No answer to the agent ping for AGENT_SILENT_SECONDS (placement then skips the
@@ -155,6 +172,16 @@ class Cordon(HypervisorStateChange):
 
 class Uncordon(HypervisorStateChange):
     change = staticmethod(inventory.uncordon)
+
+
+class Drain(HypervisorStateChange):
+    """Cordon the host and move its nodes to others (progress in `drain`)."""
+
+    change = staticmethod(draining.drain)
+
+
+class CancelDrain(HypervisorStateChange):
+    change = staticmethod(draining.cancel)
 
 
 class OrphanSerializer(serializers.ModelSerializer):

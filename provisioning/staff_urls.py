@@ -28,5 +28,15 @@ urlpatterns = [
         staff_api.Uncordon.as_view(),
         name="api-staff-hypervisor-uncordon",
     ),
+    path(
+        "staff/hypervisors/<slug:name>/drain",
+        staff_api.Drain.as_view(),
+        name="api-staff-hypervisor-drain",
+    ),
+    path(
+        "staff/hypervisors/<slug:name>/cancel-drain",
+        staff_api.CancelDrain.as_view(),
+        name="api-staff-hypervisor-cancel-drain",
+    ),
     path("staff/orphans", staff_api.OrphanList.as_view(), name="api-staff-orphan-list"),
 ]

@@ -7,10 +7,15 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from portal import access
 from portal.second_factor import staff_verified_required
-from provisioning import cluster_page, inventory, staff_dashboard
+from provisioning import cluster_page, draining, inventory, staff_dashboard
 from provisioning.models import Cluster, Hypervisor
 
-_CHANGES = {"cordon": inventory.cordon, "uncordon": inventory.uncordon}
+_CHANGES = {
+    "cordon": inventory.cordon,
+    "uncordon": inventory.uncordon,
+    "drain": draining.drain,
+    "cancel-drain": draining.cancel,
+}
 
 
 @staff_verified_required
@@ -19,21 +24,24 @@ def staff_hypervisor_list(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         change = _CHANGES.get(request.POST.get("action", ""))
         if change is None:
-            return HttpResponse("action must be cordon or uncordon", status=400)
+            return HttpResponse(f"action must be one of {', '.join(_CHANGES)}", status=400)
         hypervisor = get_object_or_404(Hypervisor, name=request.POST.get("name", ""))
         try:
             changed = change(access.actor(request), hypervisor)
         except inventory.HypervisorStateConflict as err:
             messages.error(request, str(err))
         else:
+            hypervisor.refresh_from_db()
+            draining_now = " and draining" if hypervisor.draining_since else ""
             already = "" if changed else "already "
-            messages.success(request, f"{hypervisor.name} is {already}{hypervisor.state}.")
+            messages.success(
+                request, f"{hypervisor.name} is {already}{hypervisor.state}{draining_now}."
+            )
         return redirect("provisioning:staff_hypervisor_list")
-    return render(
-        request,
-        "provisioning/staff_hypervisor_list.html",
-        {"hypervisors": Hypervisor.objects.select_related("region")},
-    )
+    hypervisors = list(Hypervisor.objects.select_related("region"))
+    for host in hypervisors:
+        host.drain = draining.progress(host) if host.draining_since else None  # type: ignore[attr-defined]
+    return render(request, "provisioning/staff_hypervisor_list.html", {"hypervisors": hypervisors})
 
 
 @staff_verified_required

@@ -59,6 +59,8 @@ class Hypervisor(models.Model):
     # The host agent (a Celery worker on queue host.<name>) reports here; a host whose
     # agent is silent takes no new nodes.
     agent_seen_at = models.DateTimeField(null=True, blank=True)
+    # Set while staff drain the host: its nodes move elsewhere (provisioning.draining).
+    draining_since = models.DateTimeField(null=True, blank=True)
     # Where this host sends and takes tenant networks' VXLAN traffic; blank: its tenant
     # segments reach no other host.
     underlay_address = models.GenericIPAddressField(protocol="IPv4", null=True, blank=True)

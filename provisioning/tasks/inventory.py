@@ -4,7 +4,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from provisioning import enqueue, inventory
+from provisioning import draining, enqueue, inventory
 from provisioning.models import Hypervisor
 
 SYNC_INVENTORY = "provisioning.sync_inventory"
@@ -40,3 +40,14 @@ def ping_agents() -> None:
 def agent_ping(hypervisor_id: int) -> None:
     """Run by the host's agent: it is alive and takes work (placement reads the stamp)."""
     Hypervisor.objects.filter(pk=hypervisor_id).update(agent_seen_at=timezone.now())
+
+
+@shared_task(name="provisioning.drain_hosts", ignore_result=True)
+def drain_hosts() -> int:
+    """Beat: the next moves of every draining host (provisioning.draining)."""
+    return draining.step_all()
+
+
+@shared_task(name=enqueue.DRAIN_HOST, ignore_result=True)
+def drain_host(hypervisor_id: int) -> None:
+    draining.step(hypervisor_id)
