@@ -71,6 +71,8 @@ def test_list_fields(staff_api: APIClient, synced: Hypervisor) -> None:
         },
         "agent_seen_at": None,
         "agent_silent": True,
+        "draining_since": None,
+        "drain": None,
     }
     assert "uri" not in item and "credentials_encrypted" not in item
 
