@@ -12,6 +12,7 @@ takes no new nodes either way); its failures and last error are still recorded a
 """
 
 import logging
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import F, Q, Value
@@ -24,7 +25,7 @@ from portal.errors import Conflict
 from provisioning.drivers import get_driver
 from provisioning.drivers.base import DriverError
 from provisioning.images import replicas as images
-from provisioning.models import DOMAIN_PREFIX, Hypervisor, HypervisorState, VirtType
+from provisioning.models import DOMAIN_PREFIX, HostSample, Hypervisor, HypervisorState, VirtType
 from provisioning.states import transition
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ logger = logging.getLogger(__name__)
 OFFLINE_AFTER_FAILURES = 3
 # Keeps the small counter of a host that stays down for weeks from overflowing.
 MAX_COUNTED_FAILURES = 1000
+SAMPLE_EVERY, SAMPLES_KEPT = timedelta(minutes=1), timedelta(hours=24)
 # The audit action and message word for a move into each state.
 _VERBS = {HypervisorState.CORDONED: "cordon", HypervisorState.ACTIVE: "uncordon"}
 
@@ -71,8 +73,25 @@ def sync_hypervisor(hypervisor_id: int) -> None:
             sync_failures=0,
             last_error="",
         )
+        _sample(host.pk, timezone.now())
         if transition(host, [HypervisorState.OFFLINE], HypervisorState.ACTIVE):
             logger.info("hypervisor %s answers again: back to active", hypervisor_id)
+
+
+def _sample(host_id: int, now: datetime) -> None:
+    """The host's allocation now, for its page's chart: one a minute, a day of them."""
+    samples = HostSample.objects.filter(hypervisor_id=host_id)
+    if samples.filter(at__gt=now - SAMPLE_EVERY).exists():
+        return
+    host = Hypervisor.objects.get(pk=host_id)
+    samples.create(
+        hypervisor=host,
+        at=now,
+        vcpus_allocated=host.vcpus_allocated,
+        memory_mib_allocated=host.memory_mib_allocated,
+        domains=host.domain_count,
+    )
+    samples.filter(at__lt=now - SAMPLES_KEPT).delete()
 
 
 def _record_failure(host: Hypervisor, err: DriverError) -> None:

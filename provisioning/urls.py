@@ -23,4 +23,10 @@ urlpatterns: list = [
     path("staff/", staff_views.staff_dashboard_page, name="staff_dashboard"),
     path("staff/clusters/<uuid:cluster_id>/", staff_views.staff_cluster, name="staff_cluster"),
     path("staff/hypervisors/", staff_views.staff_hypervisor_list, name="staff_hypervisor_list"),
+    path("staff/hypervisors/<slug:name>/", staff_views.staff_host, name="staff_host"),
+    path("staff/clusters/", staff_views.staff_clusters, name="staff_clusters"),
+    path("staff/nodes/", staff_views.staff_nodes, name="staff_nodes"),
+    path("staff/orphans/", staff_views.staff_orphans, name="staff_orphans"),
+    path("staff/organisations/", staff_views.staff_organisations, name="staff_organisations"),
+    path("staff/audit/", staff_views.staff_audit, name="staff_audit"),
 ]

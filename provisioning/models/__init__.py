@@ -14,6 +14,7 @@ from provisioning.models.clusters import (
 from provisioning.models.health import HealthState, NodeHealth, NodeHeartbeat
 from provisioning.models.supercluster import (
     BaseImage,
+    HostSample,
     Hypervisor,
     ImageReplica,
     K3sVersion,
@@ -30,6 +31,7 @@ __all__ = [
     "ClusterStatus",
     "CpuMode",
     "HealthState",
+    "HostSample",
     "Hypervisor",
     "HypervisorState",
     "ImageReplica",

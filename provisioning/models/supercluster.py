@@ -215,3 +215,20 @@ class OrphanDomain(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} on {self.hypervisor}"
+
+
+class HostSample(models.Model):
+    """A host's allocation at a moment (written by the inventory sync, at most once a
+    minute, a day of them kept): the staff host page draws it over time."""
+
+    hypervisor = models.ForeignKey(Hypervisor, on_delete=models.CASCADE, related_name="samples")
+    at = models.DateTimeField()
+    vcpus_allocated = models.PositiveIntegerField()
+    memory_mib_allocated = models.PositiveIntegerField()
+    domains = models.PositiveIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["hypervisor", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.hypervisor} at {self.at:%H:%M}"
