@@ -79,6 +79,7 @@ def host_page(host: Hypervisor) -> dict[str, Any]:
 
     def over_day(value: str, top: float) -> charts.Line:
         points = [((s.at - now + DAY).total_seconds(), getattr(s, value)) for s in samples]
+        points.append((window, getattr(host, value)))  # and where it stands now
         return charts.line(points, window=window, top=top or 1, width=480, height=80)
 
     return {
@@ -90,6 +91,9 @@ def host_page(host: Hypervisor) -> dict[str, Any]:
         "vcpus": over_day("vcpus_allocated", host.vcpus_capacity),
         "memory": over_day("memory_mib_allocated", host.memory_mib_capacity),
         "samples": len(samples),
+        "day_ago": now - DAY,
+        "vcpus_scale": f"0 to {host.vcpus_capacity} vCPUs",
+        "memory_scale": f"0 to {host.memory_mib_capacity} MiB",
     }
 
 
