@@ -46,6 +46,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "cloud.schema.error_components",
+        "cloud.schema.database_ranges_dropped",
         "cloud.schema.staff_paths_for_staff",
     ],
 }

@@ -84,6 +84,30 @@ def staff_paths_for_staff(result: dict[str, Any], request: Any = None, **kwargs:
     return result
 
 
+# The largest value of a database's integer columns: DRF gives model fields these as their
+# maximum, which is no rule of the API and differs between SQLite and PostgreSQL.
+DATABASE_LIMITS = {2**15 - 1, 2**31 - 1, 2**63 - 1}
+
+
+def database_ranges_dropped(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Postprocessing hook: the same document whichever database generated it."""
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "integer" and node.get("maximum") in DATABASE_LIMITS:
+                del node["maximum"]
+                if node.get("format") == "int64":
+                    del node["format"]
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(result)
+    return result
+
+
 def error_components(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """Postprocessing hook: the two error shapes every operation refers to."""
     every_code = sorted({code for codes in ERROR_CODES.values() for code in codes})
