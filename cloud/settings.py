@@ -379,6 +379,7 @@ CELERY_BEAT_SCHEDULE = every(
         "provisioning.reap_stalled": REAPER_SECONDS,
         "provisioning.watch_health": HEARTBEAT_SECONDS / 2,
         "provisioning.drain_hosts": 10,
+        "provisioning.roll_upgrades": 10,
         "provisioning.simulate_heartbeats": HEARTBEAT_SECONDS,
         "provisioning.reconcile": RECONCILE_SECONDS,
         "provisioning.ping_agents": AGENT_PING_SECONDS,

@@ -22,7 +22,7 @@ from observability.serializers import EventOutput
 from portal import access
 from portal.errors import Invalid
 from portal.permissions import RolePermission
-from provisioning import kubeconfigs, services
+from provisioning import kubeconfigs, services, upgrades
 from provisioning.models import Cluster, IssuedCredential, Node, NodePool
 from provisioning.serializers import (
     ClusterDetailOutput,
@@ -35,6 +35,7 @@ from provisioning.serializers import (
     RetryOutput,
     ScaleInput,
     ScaleOutput,
+    UpgradeInput,
 )
 from provisioning.states import CLUSTER_LIVE
 
@@ -59,13 +60,15 @@ class ClusterViewSet(
     def get_queryset(self) -> QuerySet[Cluster]:
         """The caller's clusters with everything the serializer reads, in constant queries."""
         nodes = Node.objects.select_related(
-            "hypervisor", "port", "pool", "health", "replaces"
+            "hypervisor", "port", "pool", "health", "replaces", "k3s_version"
         ).order_by("id")
         if self.action == "retrieve":
             nodes = nodes.prefetch_related("steps")  # the ETA reads them
         clusters = (
             access.for_request(Cluster.objects.all(), self.request)
-            .select_related("region", "k3s_version", "network", "firewall", "organisation")
+            .select_related(
+                "region", "k3s_version", "upgrade_to", "network", "firewall", "organisation"
+            )
             .prefetch_related(Prefetch("nodes", queryset=nodes), "pools__size")
             .order_by("-created_at", "-id")
         )
@@ -115,6 +118,18 @@ class ClusterViewSet(
         count = payload.validated_data["count"]
         services.scale_pool(access.actor(request), pool, count)
         return Response({"id": str(cluster.uuid), "pool": pool.name, "count": count}, status=202)
+
+    @extend_schema(request=UpgradeInput, responses={202: ClusterDetailOutput})
+    @action(detail=True, methods=["post"])
+    def upgrade(self, request: Request, cluster_id: str) -> Response:
+        """Roll the cluster to a newer K3s (the next minor at most): the server in place,
+        then each agent replaced; progress in `upgrade` and the events."""
+        cluster = self.get_object()
+        payload = UpgradeInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        upgrades.start(access.actor(request), cluster, payload.validated_data["k3s_version"])
+        shown = self.get_queryset().get(pk=cluster.pk)
+        return Response(ClusterDetailOutput(shown).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={202: RetryOutput})
     @action(detail=True, methods=["post"])

@@ -28,11 +28,12 @@ MIN_CHART_SECONDS = 60.0
 def with_nodes(queryset: Any) -> Any:
     nodes = (
         Node.objects.exclude(status=NodeStatus.DELETED)
-        .select_related("hypervisor", "port", "pool__size", "health")
+        .select_related("hypervisor", "port", "pool__size", "health", "k3s_version")
         .prefetch_related(Prefetch("steps", queryset=NodeStep.objects.order_by("id")))
         .order_by("id")
     )
-    return queryset.select_related("region", "k3s_version", "network", "firewall").prefetch_related(
+    related = ("region", "k3s_version", "upgrade_to", "network", "firewall")
+    return queryset.select_related(*related).prefetch_related(
         Prefetch("nodes", queryset=nodes), "pools__size"
     )
 

@@ -20,7 +20,7 @@ from portal.actor import Actor
 from portal.errors import Invalid
 from provisioning import enqueue, healing, inventory, services
 from provisioning.models import Hypervisor, HypervisorState, Node
-from provisioning.states import NODE_ACTIVE, NODE_LIVE, NodeStatus
+from provisioning.states import NODE_LAUNCHING, NODE_LIVE, NodeStatus
 
 
 @dataclass
@@ -42,7 +42,7 @@ def progress(host: Hypervisor) -> Progress:
         replacement = Node.objects.filter(replaces=node).first()
         if node.is_server:
             found.blocked[node.name] = "a server node does not move (its datastore is on it)"
-        elif replacement is not None and replacement.status in NODE_ACTIVE:
+        elif replacement is not None and replacement.status in NODE_LAUNCHING:
             found.moving.append(replacement.name)
         elif replacement is not None:
             found.blocked[node.name] = f"its replacement {replacement.name} {replacement.status}"

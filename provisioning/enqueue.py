@@ -24,6 +24,7 @@ SIMULATE_GUEST = "provisioning.simulate_guest"
 SYNC_HYPERVISOR = "provisioning.sync_hypervisor"
 SYNC_HOST_NETWORK = "provisioning.sync_host_network"
 DRAIN_HOST = "provisioning.drain_host"
+ROLL_UPGRADE = "provisioning.roll_upgrade"
 
 
 def send(name: str, *args: Any, **options: Any) -> None:

@@ -146,7 +146,7 @@ def user_data(node: Node, token: str) -> str:
         "IS_SERVER": "1" if node.is_server else "0",
         "K3S_SERVER_URL": f"https://{addresses.address_of(server)}:6443" if server else "",
         "K3S_JOIN_TOKEN": cluster.join_token,
-        "K3S_VERSION": cluster.k3s_version.version,
+        "K3S_VERSION": node.version.version,
         # The public address kubectl reaches a forwarded API at: in the server's certificate.
         "K3S_TLS_SAN": _public_address(node),
         "K3S_ARGS": k3s_flags.k3s_args(

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 
 from provisioning import faults, steps
 from provisioning.guest_seed import HEARTBEAT_PATH, PHONE_HOME_PATH
@@ -98,5 +99,16 @@ def heartbeat(node: Node, now: datetime) -> dict[str, Any]:
     return payload
 
 
+def running_version(node: Node) -> str:
+    """The K3s the simulated guest runs: its seed's, until the portal asks it to upgrade."""
+    return cache.get(f"guest-sim:k3s:{node.pk}") or node.version.version
+
+
 def send_heartbeat(node: Node, token: str, now: datetime) -> Reply:
-    return post({"token": token, **heartbeat(node, now)}, HEARTBEAT_PATH)
+    """Beat; an answer asking for an upgrade is done at once (as install.sh would, in
+    place), so the next heartbeat reports the new version."""
+    payload = {"token": token, "k3s_version": running_version(node), **heartbeat(node, now)}
+    reply = post(payload, HEARTBEAT_PATH)
+    if reply.status == 200 and (wanted := json.loads(reply.body).get("upgrade_to")):
+        cache.set(f"guest-sim:k3s:{node.pk}", wanted, timeout=None)
+    return reply

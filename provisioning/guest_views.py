@@ -23,7 +23,7 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from observability import tracing
-from provisioning import addresses, guest_seed, node_health, phone_home
+from provisioning import addresses, guest_seed, node_health, phone_home, upgrades
 from provisioning.drivers import metadata_keys
 from provisioning.drivers.hostnet.metadata_proxy import (
     ADDRESS_HEADER,
@@ -147,4 +147,9 @@ class HeartbeatView(GuestView):
         listed = data.get("nodes")
         kube_nodes = None if listed is None else {n["name"]: n["status"] for n in listed}
         state = node_health.record(node, sample, kube_nodes, timezone.now())
-        return Response({"node": node.name, "health": state})
+        upgrades.reported(node, data.get("k3s_version", ""))
+        node.refresh_from_db(fields=["k3s_version"])
+        wanted = upgrades.wanted_by(node)
+        return Response(
+            {"node": node.name, "health": state, "upgrade_to": wanted.version if wanted else None}
+        )

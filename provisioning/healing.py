@@ -18,7 +18,7 @@ from portal.actor import Actor
 from portal.errors import Invalid
 from provisioning import services
 from provisioning.models import Cluster, HealthState, Node
-from provisioning.states import CLUSTER_LIVE, NODE_ACTIVE, NodeStatus
+from provisioning.states import CLUSTER_LIVE, NODE_LAUNCHING, NodeStatus
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def due(now: datetime) -> dict[int, list[Node]]:
 def in_flight(cluster: Cluster) -> int:
     """Replacements of this cluster still launching."""
     return Node.objects.filter(
-        cluster=cluster, replaces__isnull=False, status__in=NODE_ACTIVE
+        cluster=cluster, replaces__isnull=False, status__in=NODE_LAUNCHING
     ).count()
 
 

@@ -107,7 +107,14 @@ def node_ready(node: Node, when: datetime) -> None:
             for old in replaced:
                 events.record(node.cluster, f"{node.name} is running: deleting {old.name}.")
             enqueue.delete_nodes(start_deleting(replaced))
+        _next_rollout_move(node)
         refresh_cluster(node.cluster)
+
+
+def _next_rollout_move(node: Node) -> None:
+    """A node of a cluster being upgraded ran or failed: its rollout moves on (or stops)."""
+    if node.cluster.upgrade_to_id is not None:
+        enqueue.on_commit(enqueue.ROLL_UPGRADE, node.cluster_id)
 
 
 def start_deleting(nodes: Iterable[Node]) -> list[int]:
@@ -137,6 +144,7 @@ def fail_node(node: Node, step: str, code: str, message: str) -> None:
     )
     notify.node_failed(node, step)
     enqueue.release_node(node.pk)
+    _next_rollout_move(node)
     if node.is_server:
         # Agents cannot join without their server: fail them now, so they give back
         # what they hold instead of waiting for the reaper.
@@ -195,7 +203,7 @@ def refresh_cluster(cluster: Cluster) -> None:
 def import_image(node: Node, driver: HypervisorDriver) -> None:
     """A copy-on-write clone of the region's base volume becomes the node's disk."""
     cluster = node.cluster
-    image = BaseImage.objects.get(version=cluster.k3s_version, region=cluster.region)
+    image = BaseImage.objects.get(version=node.version, region=cluster.region)
     assert node.hypervisor is not None
     driver.ensure_volume(
         VolumeSpec(

@@ -2,9 +2,10 @@
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from provisioning import addresses, eta, node_health
+from provisioning import addresses, eta, node_health, upgrades
 from provisioning.cluster_spec import ClusterRequest, PoolRequest
 from provisioning.k3s_flags import Cni
 from provisioning.models import (
@@ -87,6 +88,7 @@ class NodeOutput(serializers.ModelSerializer):
     error = serializers.SerializerMethodField()
     health = serializers.SerializerMethodField()
     replaces = serializers.CharField(source="replaces.name", allow_null=True, default=None)
+    k3s_version = serializers.CharField(source="version.version")
 
     class Meta:
         model = Node
@@ -102,6 +104,7 @@ class NodeOutput(serializers.ModelSerializer):
             "error",
             "health",
             "replaces",
+            "k3s_version",
         ]
 
     def get_ip(self, node: Node) -> str | None:
@@ -190,15 +193,33 @@ class ClusterOutput(serializers.ModelSerializer):
         return NodeOutput(nodes, many=True).data  # type: ignore[return-value]
 
 
+class UpgradeOutput(serializers.Serializer):
+    to = serializers.CharField(allow_null=True, help_text="The target of a rollout under way.")
+    started_at = serializers.DateTimeField(allow_null=True)
+    error = serializers.CharField(help_text="Why the rollout stopped; blank while it goes on.")
+    available = serializers.ListField(child=serializers.CharField(), help_text="newest first")
+
+
 class ClusterDetailOutput(ClusterOutput):
     """One cluster: with the seconds its launch still needs (None when nothing launches).
 
     Only here, not in the list: the estimate reads the recent step history per cluster."""
 
     eta_seconds = serializers.SerializerMethodField()
+    upgrade = serializers.SerializerMethodField()
 
     class Meta(ClusterOutput.Meta):
-        fields = [*ClusterOutput.Meta.fields, "eta_seconds"]
+        fields = [*ClusterOutput.Meta.fields, "eta_seconds", "upgrade"]
+
+    @extend_schema_field(UpgradeOutput)
+    def get_upgrade(self, cluster: Cluster) -> dict[str, Any]:
+        """The rollout under way (`to`, `started_at`, `error`) and the versions offered."""
+        return {
+            "to": cluster.upgrade_to.version if cluster.upgrade_to else None,
+            "started_at": cluster.upgrade_started_at,
+            "error": cluster.upgrade_error,
+            "available": [v.version for v in upgrades.available(cluster)],
+        }
 
     def get_eta_seconds(self, cluster: Cluster) -> float | None:
         remaining = eta.remaining_seconds(cluster)
@@ -270,6 +291,9 @@ class HeartbeatInput(serializers.Serializer):
     k3s = serializers.CharField(max_length=20, allow_blank=True)
     # The server's `k3s kubectl get nodes`; agents send none.
     nodes = serializers.ListField(child=KubeNodeInput(), required=False, max_length=1000)
+    k3s_version = serializers.CharField(
+        max_length=40, required=False, allow_blank=True, help_text="`k3s --version`'s"
+    )
 
 
 class PhoneHomeOutput(serializers.Serializer):
@@ -281,3 +305,12 @@ class PhoneHomeOutput(serializers.Serializer):
 class HeartbeatOutput(serializers.Serializer):
     node = serializers.CharField()
     health = serializers.ChoiceField(choices=HealthState.choices)
+    upgrade_to = serializers.CharField(
+        allow_null=True, help_text="The K3s version to upgrade to in place (a server's)."
+    )
+
+
+class UpgradeInput(serializers.Serializer):
+    k3s_version = serializers.SlugRelatedField(
+        slug_field="version", queryset=K3sVersion.objects.all()
+    )

@@ -28,7 +28,7 @@ from provisioning import (
     steps,
 )
 from provisioning.cluster_spec import ClusterRequest
-from provisioning.models import BaseImage, Cluster, Node, NodePool, NodeStep
+from provisioning.models import BaseImage, Cluster, K3sVersion, Node, NodePool, NodeStep
 from provisioning.states import (
     CLUSTER_DELETABLE,
     CLUSTER_GONE,
@@ -52,9 +52,15 @@ def _lock_quota(organisation: Organisation) -> None:
 
 
 def _add_nodes(
-    cluster: Cluster, pool: NodePool, count: int, plan: placement.Plan, offset: int
+    cluster: Cluster,
+    pool: NodePool,
+    count: int,
+    plan: placement.Plan,
+    offset: int,
+    version: K3sVersion | None = None,
 ) -> list[Node]:
-    """Create `count` nodes of `pool` on the hosts plan.hosts[offset:], with IPs and steps."""
+    """Create `count` nodes of `pool` on the hosts plan.hosts[offset:], with IPs and steps,
+    running `version` (default: the cluster's)."""
     nodes = []
     size = pool.size
     first_index = pool.next_index
@@ -68,6 +74,7 @@ def _add_nodes(
             hypervisor_id=plan.hosts[offset + i],
             claimed_vcpus=size.vcpus,
             claimed_memory_mib=size.memory_mib,
+            k3s_version=version or cluster.k3s_version,
         )
         node.token_digest = guest_seed.token_digest(guest_seed.node_token(node))
         node.save(update_fields=["token_digest"])
@@ -210,10 +217,14 @@ def scale_pool(actor: Actor, pool: NodePool, count: int) -> None:
             enqueue.delete_nodes(pipeline.start_deleting(newest))
 
 
-def grow_pool(pool: NodePool, added: int, field: str, why: str) -> list[Node]:
-    """Place and launch `added` more nodes of the pool (inside the caller's transaction,
-    with the organisation's quota locked); Invalid on `field` when quota or room lack."""
+def grow_pool(
+    pool: NodePool, added: int, field: str, why: str, version: K3sVersion | None = None
+) -> list[Node]:
+    """Place and launch `added` more nodes of the pool running `version` (default: the
+    cluster's), inside the caller's transaction with the organisation's quota locked;
+    Invalid on `field` when quota or room lack."""
     cluster = pool.cluster
+    version = version or cluster.k3s_version
     sizes = [pool.size] * added
     quotas.check(cluster.organisation, quotas.of_nodes(sizes), field=field)
     existing = Counter(
@@ -222,10 +233,10 @@ def grow_pool(pool: NodePool, added: int, field: str, why: str) -> list[Node]:
         )
     )
     try:
-        plan = placement.claim(cluster.region, sizes, existing, cluster.k3s_version)
+        plan = placement.claim(cluster.region, sizes, existing, version)
     except placement.PlacementError as error:
         raise Invalid({field: str(error)}) from error
-    nodes = _add_nodes(cluster, pool, added, plan, 0)
+    nodes = _add_nodes(cluster, pool, added, plan, 0, version)
     transition(cluster, CLUSTER_SETTLED, C.PROVISIONING)
     events.record(cluster, f"{why}: {plan.summary}.")
     enqueue.launch_nodes([n.pk for n in nodes])
@@ -250,13 +261,15 @@ def set_health_policy(actor: Actor, cluster: Cluster, policy: dict[str, object])
         )
 
 
-def replace_node(actor: Actor, node: Node, reason: str) -> Node:
-    """Surge: a new node in `node`'s pool; once it runs, `node` is deleted
-    (pipeline.node_ready), so the pool never has fewer nodes serving than it asks for."""
+def replace_node(actor: Actor, node: Node, reason: str, version: K3sVersion | None = None) -> Node:
+    """Surge: a new node in `node`'s pool (running `version`, default its own); once it
+    runs, `node` is deleted (pipeline.node_ready), so the pool never has fewer nodes
+    serving than it asks for."""
     cluster = node.cluster
     with transaction.atomic():
         _lock_quota(cluster.organisation)
-        [new] = grow_pool(node.pool, 1, "node", f"Replacing {node.name} ({reason})")
+        why = f"Replacing {node.name} ({reason})"
+        [new] = grow_pool(node.pool, 1, "node", why, version or node.version)
         new.replaces = node
         new.save(update_fields=["replaces"])
         audit.record(
@@ -283,13 +296,15 @@ def retry_failed(actor: Actor, cluster: Cluster) -> list[str]:
                 "hypervisor_id", flat=True
             )
         )
-        try:
-            plan = placement.claim(
-                cluster.region, [n.pool.size for n in failed], existing, cluster.k3s_version
-            )
-        except placement.PlacementError as error:
-            raise Invalid({"cluster": str(error)}) from error
-        for node, host_id in zip(failed, plan.hosts, strict=True):
+        hosts = []
+        for node in failed:  # each on its own version's image (an upgrade's are newer)
+            try:
+                plan = placement.claim(cluster.region, [node.pool.size], existing, node.version)
+            except placement.PlacementError as error:
+                raise Invalid({"cluster": str(error)}) from error
+            existing[plan.hosts[0]] += 1
+            hosts.append(plan.hosts[0])
+        for node, host_id in zip(failed, hosts, strict=True):
             # The failed node's resources were released; it starts over on its new host.
             transition(
                 node,

@@ -135,6 +135,7 @@ def test_beat_runs_every_periodic_task_at_its_interval() -> None:
         "provisioning.reap_stalled": settings.REAPER_SECONDS,
         "provisioning.watch_health": settings.HEARTBEAT_SECONDS / 2,
         "provisioning.drain_hosts": 10,
+        "provisioning.roll_upgrades": 10,
         "provisioning.simulate_heartbeats": settings.HEARTBEAT_SECONDS,
         "provisioning.reconcile": settings.RECONCILE_SECONDS,
         "provisioning.ping_agents": settings.AGENT_PING_SECONDS,

@@ -40,6 +40,13 @@ class Cluster(models.Model):
     heal_enabled = models.BooleanField(default=True)
     heal_after_seconds = models.PositiveIntegerField(default=300)
     heal_max_parallel = models.PositiveSmallIntegerField(default=1)
+    # A rolling upgrade under way (provisioning.upgrades): its target, when it started, and
+    # why it stopped (blank while it goes on; asking again with the target resumes it).
+    upgrade_to = models.ForeignKey(
+        K3sVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    upgrade_started_at = models.DateTimeField(null=True, blank=True)
+    upgrade_error = models.CharField(max_length=300, blank=True)
     network = models.ForeignKey(
         "networking.Network", on_delete=models.PROTECT, related_name="clusters"
     )
@@ -137,6 +144,10 @@ class Node(models.Model):
     # The port of its host's public address forwarded to this server node's 6443
     # (provisioning.api_forwards).
     api_port = models.PositiveIntegerField(null=True, blank=True)
+    # The K3s it runs (null: the cluster's): a rolling upgrade moves nodes one by one.
+    k3s_version = models.ForeignKey(
+        K3sVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     # The node this one was launched to replace; that one is deleted once this is running.
     replaces = models.OneToOneField(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replaced_by"
@@ -158,6 +169,10 @@ class Node(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def version(self) -> K3sVersion:
+        return self.k3s_version or self.cluster.k3s_version
 
     @property
     def domain_name(self) -> str:

@@ -35,7 +35,8 @@ def simulate_guest(self: Task, node_id: int, index: int) -> None:
 def simulate_heartbeats() -> int:
     """Beat, every HEARTBEAT_SECONDS: each simulated running guest sends its heartbeat."""
     now = timezone.now()
-    nodes = guest_sim.played().filter(status=NodeStatus.RUNNING).select_related("pool__size")
+    nodes = guest_sim.played().filter(status=NodeStatus.RUNNING)
+    nodes = nodes.select_related("pool__size", "k3s_version", "cluster__k3s_version")
     for node in nodes:
         guest_sim.send_heartbeat(node, guest_seed.node_token(node), now)
     return len(nodes)

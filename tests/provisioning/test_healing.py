@@ -79,6 +79,14 @@ def test_at_most_max_parallel_replacements_launch_at_once(running: Cluster, sett
     assert Node.objects.filter(replaces__isnull=False).count() == 3
 
 
+def test_one_at_a_time_means_the_next_once_the_last_has_finished(running: Cluster) -> None:
+    first, second, _ = agents(running)
+    sicken(first, second)
+    assert healing.heal(timezone.now()) == [first.name]  # launched and done (eager)
+    assert healing.heal(timezone.now()) == [second.name]  # a finished one is not in flight
+    assert running.nodes.filter(status="running").count() == 4
+
+
 def test_the_server_and_a_cluster_without_the_policy_are_left_alone(
     running: Cluster, settings
 ) -> None:
