@@ -28,7 +28,7 @@ MIN_CHART_SECONDS = 60.0
 def with_nodes(queryset: Any) -> Any:
     nodes = (
         Node.objects.exclude(status=NodeStatus.DELETED)
-        .select_related("hypervisor", "port", "pool__size", "health", "k3s_version")
+        .select_related("hypervisor", "port", "pool__size", "health", "k3s_version", "replaces")
         .prefetch_related(Prefetch("steps", queryset=NodeStep.objects.order_by("id")))
         .order_by("id")
     )
@@ -133,6 +133,7 @@ def live_context(cluster: Cluster) -> dict[str, Any]:
         "cluster": cluster,
         "phase": phase(cluster),
         "ready_nodes": sum(1 for n in nodes if n.status == NodeStatus.RUNNING),
+        "upgraded_nodes": sum(1 for n in nodes if n.version == cluster.upgrade_to),
         "launching": launching,
         "progress": progress,
         "eta_seconds": eta.remaining_seconds(cluster) if launching else None,

@@ -14,6 +14,7 @@ urlpatterns: list = [
     path("clusters/<uuid:cluster_id>/", views.cluster_detail, name="cluster_detail"),
     path("clusters/<uuid:cluster_id>/delete/", views.cluster_delete, name="cluster_delete"),
     path("clusters/<uuid:cluster_id>/retry/", views.cluster_retry, name="cluster_retry"),
+    path("clusters/<uuid:cluster_id>/upgrade/", views.cluster_upgrade, name="cluster_upgrade"),
     path(
         "clusters/<uuid:cluster_id>/pools/<str:pool_name>/scale/",
         views.cluster_scale,

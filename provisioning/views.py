@@ -13,9 +13,17 @@ from django_htmx.middleware import HtmxDetails
 from networking.models import Firewall, Network
 from portal import access
 from portal.actor import Action
-from portal.errors import Invalid
+from portal.errors import Conflict, Invalid
 from portal.models import Organisation
-from provisioning import cluster_page, cluster_spec, k3s_flags, placement, quotas, services
+from provisioning import (
+    cluster_page,
+    cluster_spec,
+    k3s_flags,
+    placement,
+    quotas,
+    services,
+    upgrades,
+)
 from provisioning.cluster_spec import ClusterRequest
 from provisioning.models import Cluster, K3sVersion, NodePool, NodeSize, Region
 from provisioning.serializers import ClusterInput
@@ -210,6 +218,7 @@ def cluster_detail(request: HtmxHttpRequest, cluster_id: str) -> HttpResponse:
         "can_change": access.can(request, Action.CHANGE, cluster.organisation),
         "pools": cluster.pools.all(),
         "has_failed": any(n.status == NodeStatus.FAILED for n in cluster.nodes.all()),
+        "upgrades": upgrades.available(cluster) if cluster.upgrade_to_id is None else [],
         "ttl_choices": [(3600, "1 hour"), (28800, "8 hours"), (86400, "1 day"), (604800, "7 days")],
     }
     return render(request, "provisioning/cluster_detail.html", context)
@@ -271,4 +280,19 @@ def cluster_retry(request: HttpRequest, cluster_id: str) -> HttpResponse:
         messages.success(request, f"Retrying {', '.join(names)}.", extra_tags=LIVE_BANNER)
     except Invalid as error:
         _report(request, error)
+    return redirect("provisioning:cluster_detail", cluster.uuid)
+
+
+@login_required
+@require_POST
+def cluster_upgrade(request: HttpRequest, cluster_id: str) -> HttpResponse:
+    cluster = _changeable(request, cluster_id)
+    target = K3sVersion.objects.filter(version=request.POST.get("k3s_version", "")).first()
+    try:
+        if target is None:
+            raise Invalid({"k3s_version": "Choose a version to upgrade to."})
+        upgrades.start(access.actor(request), cluster, target)
+        messages.success(request, f"Upgrading to {target}.", extra_tags=LIVE_BANNER)
+    except (Invalid, Conflict) as error:
+        messages.error(request, error.message)
     return redirect("provisioning:cluster_detail", cluster.uuid)

@@ -24,8 +24,8 @@ OLD, NEW = "v1.30.8+k3s1", "v1.31.4+k3s1"
 @pytest.fixture
 def old_cluster(demo_cloud: Region, alice, acme, api_for) -> Cluster:
     cache.clear()
-    body = {"name": "up", "region": "demo", "k3s_version": OLD}
-    body["pools"] = [{"name": "w", "size": "small", "count": 3}]
+    pools = [{"name": "w", "size": "small", "count": 3}]
+    body = {"name": "up", "region": "demo", "k3s_version": OLD, "pools": pools}
     assert api_for(alice, acme).post("/api/v1/clusters", body, format="json").status_code == 202
     cluster = Cluster.objects.get()
     assert cluster.status == "running"
@@ -163,3 +163,25 @@ def test_a_rollout_left_by_a_stopped_worker_goes_on_from_beat(
         upgrade_tasks.roll_upgrades.apply()
     old_cluster.refresh_from_db()
     assert old_cluster.k3s_version.version == NEW
+
+
+def test_the_page_offers_the_upgrade_and_shows_it_under_way(
+    old_cluster: Cluster, alice, browser_for, settings
+) -> None:
+    settings.GUEST_SIMULATOR = False  # the server does not answer: the rollout waits
+    client = browser_for(alice)
+    page = client.get(f"/clusters/{old_cluster.uuid}/").content.decode()
+    assert "Upgrade available" in page and f'<option value="{NEW}">' in page
+    assert page.count(f"<code>{OLD}</code>") == 3  # each node's version
+
+    refused = client.post(f"/clusters/{old_cluster.uuid}/upgrade/", {"k3s_version": "v9"})
+    assert refused.status_code == 302
+    assert Cluster.objects.get(pk=old_cluster.pk).upgrade_to is None
+
+    assert (
+        client.post(f"/clusters/{old_cluster.uuid}/upgrade/", {"k3s_version": NEW}).status_code
+        == 302
+    )
+    page = client.get(f"/clusters/{old_cluster.uuid}/").content.decode()
+    assert f"Upgrading to <strong>{NEW}</strong>: 0 of 3 nodes on it" in page
+    assert "Upgrade available" not in page
