@@ -51,10 +51,25 @@ heartbeat() {
       (n++ ? "," : ""), $1, $2 }')
     nodes=",\"nodes\":[$nodes]"
   fi
-  curl -s -o /dev/null -m 10 -w '%{http_code}\n' -X POST -H 'Content-Type: application/json' \
+  version=$(k3s --version 2>/dev/null | awk 'NR == 1 { print $3 }')
+  reply=$(curl -s -m 10 -w '\n%{http_code}' -X POST -H 'Content-Type: application/json' \
     --data "{\"token\":\"$NODE_TOKEN\",\"load1\":$load,\"cpu_percent\":$cpu,\
 \"memory_used_mib\":$((mem_total - mem_free)),\"memory_total_mib\":$mem_total,\
-\"disk_used_percent\":$disk,\"k3s\":\"${k3s_state:-unknown}\"$nodes}" "$HEARTBEAT_URL"
+\"disk_used_percent\":$disk,\"k3s\":\"${k3s_state:-unknown}\",\
+\"k3s_version\":\"$version\"$nodes}" "$HEARTBEAT_URL")
+  echo "$reply" | tail -n 1
+  # The portal may ask the server to upgrade in place (provisioning/upgrades.py).
+  wanted=$(echo "$reply" | sed -n 's/.*"upgrade_to": *"\(v[0-9][0-9.]*+k3s[0-9]*\)".*/\1/p')
+  [ -n "$wanted" ] && [ "$wanted" != "$version" ] && upgrade_k3s "$wanted"
+  return 0
+}
+# K3s' own manual upgrade: its install script again with the new version (downloaded:
+# the image holds its first version's bundle only) and the same flags; the datastore,
+# address and disk stay. The next heartbeat reports the version it runs.
+upgrade_k3s() {
+  # shellcheck disable=SC2086 (K3S_ARGS is split into words on purpose, as at launch)
+  INSTALL_K3S_VERSION="$1" K3S_TOKEN="$K3S_JOIN_TOKEN" sh /opt/k3s/install.sh server \
+    --node-name "$NODE_NAME" ${K3S_TLS_SAN:+--tls-san "$K3S_TLS_SAN"} $K3S_ARGS || true
 }
 # The node is up: heartbeats from now on, every HEARTBEAT_SECONDS (the seed's timer).
 ready() {

@@ -24,7 +24,9 @@ def stub(directory: Path, name: str, output: str) -> None:
     path.chmod(0o755)
 
 
-def run_agent(tmp_path: Path, node: Node, url: str, kubectl: str) -> str:
+def run_agent(
+    tmp_path: Path, node: Node, url: str, kubectl: str, script: Path = AGENT, extra: str = ""
+) -> str:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     stub(bin_dir, "systemctl", "active")
@@ -32,7 +34,7 @@ def run_agent(tmp_path: Path, node: Node, url: str, kubectl: str) -> str:
     env_file = tmp_path / "agent.env"
     env_file.write_text(
         f"NODE_TOKEN={guest_seed.node_token(node)}\nIS_SERVER={int(node.is_server)}\n"
-        f"HEARTBEAT_URL={url}{guest_seed.HEARTBEAT_PATH}\nPHONE_HOME_URL=unused\n"
+        f"HEARTBEAT_URL={url}{guest_seed.HEARTBEAT_PATH}\nPHONE_HOME_URL=unused\n{extra}"
     )
     env = {
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
@@ -40,7 +42,7 @@ def run_agent(tmp_path: Path, node: Node, url: str, kubectl: str) -> str:
         "AGENT_STATE": str(tmp_path / "state" / "cpu"),
     }
     done = subprocess.run(
-        ["sh", str(AGENT), "heartbeat"], env=env, capture_output=True, text=True, timeout=30
+        ["sh", str(script), "heartbeat"], env=env, capture_output=True, text=True, timeout=30
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
@@ -76,3 +78,31 @@ def test_the_agent_heartbeat_reports_this_machine_and_the_servers_node_list(
     assert run_agent(tmp_path, agent, live_server.url, "") == "200"
     assert 0 <= NodeHeartbeat.objects.get(node=agent).cpu_percent <= 100
     assert NodeHealth.objects.get(node=agent).kube_status == "NotReady"
+
+
+def test_a_server_asked_to_upgrade_re_runs_the_install_script_with_the_new_version(
+    demo_cloud, alice, acme, api_for, live_server, tmp_path, settings
+) -> None:
+    """The heartbeat's answer names the version; the agent runs K3s' install script with
+    it (here a script that writes down its arguments), as K3s' manual upgrade does."""
+    cache.clear()
+    old = {**TWO, "k3s_version": "v1.30.8+k3s1"}
+    assert api_for(alice, acme).post("/api/v1/clusters", old, format="json").status_code == 202
+    cluster = Cluster.objects.get()
+    server = Node.objects.get(cluster=cluster, is_server=True)
+    settings.GUEST_SIMULATOR = False  # this test's agent is the server's guest now
+    url = f"/api/v1/clusters/{cluster.uuid}/upgrade"
+    body = {"k3s_version": "v1.31.4+k3s1"}
+    assert api_for(alice, acme).post(url, body, format="json").status_code == 202
+
+    bundle = tmp_path / "opt-k3s"
+    bundle.mkdir()
+    args = tmp_path / "install-args"
+    (bundle / "install.sh").write_text(f'#!/bin/sh\necho "$INSTALL_K3S_VERSION $*" > {args}\n')
+    script = tmp_path / "agent.sh"
+    script.write_text(AGENT.read_text().replace("/opt/k3s", str(bundle)))
+    extra = "NODE_NAME=srv\nK3S_JOIN_TOKEN=t\nK3S_TLS_SAN=\nK3S_ARGS=--node-label=a=b\n"
+    assert run_agent(tmp_path, server, live_server.url, "", script, extra) == "200"
+    assert args.read_text().split() == [
+        "v1.31.4+k3s1", "server", "--node-name", "srv", "--node-label=a=b"
+    ]  # fmt: skip
