@@ -10,18 +10,15 @@ import base64
 import os
 import re
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import yaml
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from playwright.sync_api import Browser, ConsoleMessage, Error, Page, ViewportSize, expect
+from playwright.sync_api import Page, ViewportSize, expect
 
-from tests.e2e.conftest import CHROMIUM, Portal
+from tests.e2e.conftest import CHROMIUM, Portal, Tab, assert_no_errors, log_in
 from tests.portal_process import ROOT
 
 pytestmark = [
@@ -31,7 +28,6 @@ pytestmark = [
     ),
 ]
 
-DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 PHONE: ViewportSize = {"width": 390, "height": 844}
 STEPS = ("import_image", "start_vm", "cloud_init", "fetch_deps", "launch_k3s")
 LAUNCH_SECONDS = 60
@@ -52,68 +48,6 @@ WATCH_LIVE = """() => {
   const all = {subtree: true, childList: true, attributes: true};
   new MutationObserver(look).observe(document.body, all);
 }"""
-
-
-@dataclass
-class Tab:
-    page: Page
-    errors: list[str] = field(default_factory=list)
-    # Paths whose failed status Chromium logs as a console error although the test
-    # expects it. base.html links no icon, so Chromium's own /favicon.ico probe is one.
-    expected_failures: set[str] = field(default_factory=lambda: {"/favicon.ico"})
-
-    def shot(self, directory: Path, name: str, full_page: bool = True) -> None:
-        self.page.screenshot(path=directory / f"{name}.png", full_page=full_page)
-
-
-@pytest.fixture
-def viewport() -> ViewportSize:
-    return DESKTOP
-
-
-@pytest.fixture
-def tab(browser: Browser, portal: Portal, viewport: ViewportSize) -> Iterator[Tab]:
-    context = browser.new_context(base_url=portal.url, viewport=viewport, accept_downloads=True)
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    opened = Tab(page)
-
-    def console(message: ConsoleMessage) -> None:
-        path = urlsplit(message.location.get("url", "")).path
-        if message.type == "error" and not (
-            message.text.startswith("Failed to load resource") and path in opened.expected_failures
-        ):
-            opened.errors.append(f"console: {message.text} at {message.location}")
-
-    def page_error(error: Error) -> None:
-        opened.errors.append(f"pageerror: {error.message}")
-
-    page.on("console", console)
-    page.on("pageerror", page_error)
-    yield opened
-    context.close()
-
-
-@pytest.fixture(scope="session")
-def review_dir(portal: Portal) -> Path:
-    """Screenshots for a human's review (not committed), kept with the portal's data."""
-    folder = portal.data_dir / "screenshots"
-    folder.mkdir(exist_ok=True)
-    return folder
-
-
-def log_in(tab: Tab, portal: Portal) -> None:
-    page = tab.page
-    page.goto("/accounts/login/")
-    page.get_by_label("Username").fill(portal.username)
-    page.get_by_label("Password").fill(portal.password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
-
-
-def assert_no_errors(tab: Tab, portal: Portal) -> None:
-    assert tab.errors == [], "the browser reported errors"
-    assert portal.server_errors() == [], f"the portal logged errors, see {portal.log}"
 
 
 def cluster_names(page: Page) -> set[str]:
@@ -285,7 +219,7 @@ def test_launch_watch_live_download_and_delete(tab: Tab, portal: Portal, review_
     kubeconfig = yaml.safe_load(Path(download.value.path()).read_text())
     server = kubeconfig["clusters"][0]["cluster"]["server"]
     server_row = page.locator("#nodes tbody tr", has_text="(server)")
-    assert server == f"https://{server_row.locator('td code').inner_text()}:6443"
+    assert server == f"https://{server_row.locator('td.ip code').inner_text()}:6443"
     assert re.fullmatch(r"https://\d+\.\d+\.\d+\.\d+:6443", server)
     pem = base64.b64decode(kubeconfig["users"][0]["user"]["client-certificate-data"])
     subject = x509.load_pem_x509_certificate(pem).subject
