@@ -223,6 +223,24 @@ def retry(cluster: Name, wait: Wait = False, output: Output = Format.TABLE) -> N
 
 
 @app.command()
+def upgrade(
+    cluster: Name,
+    version: Annotated[str, typer.Option(help="The newer K3s version (the next minor at most).")],
+    wait: Wait = False,
+    output: Output = Format.TABLE,
+) -> None:
+    """Roll a cluster to a newer K3s: the server in place, then each agent replaced."""
+    client = api()
+    act(
+        client,
+        cluster,
+        output,
+        wait,
+        lambda cluster_id: client.post(f"clusters/{cluster_id}/upgrade", {"k3s_version": version}),
+    )
+
+
+@app.command()
 def heal(
     cluster: Name,
     enabled: Annotated[

@@ -210,7 +210,9 @@ class Follower:
         self.launch.status = self.cluster["status"]
         self.launch.eta_seconds = self.cluster.get("eta_seconds")
         self.launch.eta_asked = time.monotonic()
-        return self.launch.status in SETTLED
+        rollout = self.cluster.get("upgrade") or {}
+        upgrading = bool(rollout.get("to")) and not rollout.get("error")
+        return self.launch.status in SETTLED and not upgrading
 
     def catch_up(self) -> None:
         """The events the stream had not brought yet when the cluster settled."""

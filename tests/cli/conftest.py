@@ -85,9 +85,15 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def serve(seeded: Path, data_dir: Path, **extra: str) -> Iterator[Portal]:
     shutil.copytree(seeded, data_dir, dirs_exist_ok=True)
-    # A launch in a few seconds; webhooks may reach the tests' own receiver on loopback.
+    # A launch in a few seconds, a heartbeat a second (a server upgrades in place between
+    # two); webhooks may reach the tests' own receiver on loopback.
     env = portal_process.portal_env(
-        data_dir, CLOUD_GUEST_SIM_SCALE="0.02", WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8", **extra
+        data_dir,
+        CLOUD_GUEST_SIM_SCALE="0.02",
+        HEARTBEAT_SECONDS="1",
+        HEARTBEAT_STALE_SECONDS="30",
+        WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8",
+        **extra,
     )
     with portal_process.serving(env):
         yield Portal(env["PORTAL_URL"], env)

@@ -98,3 +98,19 @@ def test_webhooks_create_ping_deliveries_and_delete(cli: Cli, receiver: str) -> 
     assert paused["active"] is False
     cli.ok("webhook", "delete", receiver, "--yes")
     assert json.loads(cli.ok("webhook", "list", "-o", "json")) == []
+
+
+def test_upgrade_wait_follows_the_rollout_to_the_end(cli: Cli) -> None:
+    cli.ok("cluster", "create", "rolling", "--region", "demo", "--size", "small", "--nodes", "2",
+           "--version", "v1.30.8+k3s1", "--wait")  # fmt: skip
+    done = cli.run("cluster", "upgrade", "rolling", "--version", "v1.31.4+k3s1", "--wait",
+                   "-o", "json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert shown["k3s_version"] == "v1.31.4+k3s1" and shown["upgrade"]["to"] is None
+    assert {n["k3s_version"] for n in shown["nodes"] if n["status"] == "running"} == {
+        "v1.31.4+k3s1"
+    }
+    refused = cli.run("cluster", "upgrade", "rolling", "--version", "v1.30.8+k3s1")
+    assert refused.returncode == 1 and "no downgrades" in refused.stderr
+    cli.ok("cluster", "delete", "rolling", "--yes")
