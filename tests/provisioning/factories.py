@@ -1,6 +1,7 @@
 """Rows for tests that need a cluster or a node without running a launch."""
 
 import uuid
+from typing import Any
 
 from networking.models import Firewall, Network
 from portal.models import Organisation
@@ -52,3 +53,14 @@ def make_cluster_node(host: Hypervisor, size: NodeSize) -> Node:
         claimed_vcpus=size.vcpus,
         claimed_memory_mib=size.memory_mib,
     )
+
+
+def launch(api: Any, name: str, count: int = 1) -> Cluster:
+    """A cluster of one pool of `count` small nodes, created through the API."""
+    body = {
+        "name": name,
+        "region": "demo",
+        "pools": [{"name": "w", "size": "small", "count": count}],
+    }
+    assert api.post("/api/v1/clusters", body, format="json").status_code == 202
+    return Cluster.objects.get(name=name)

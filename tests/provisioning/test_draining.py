@@ -15,18 +15,9 @@ from portal.models import AuditEntry
 from provisioning import draining
 from provisioning.models import Cluster, Hypervisor, Node
 from provisioning.tasks import inventory as inventory_tasks
+from tests.provisioning.factories import launch
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guest_over_client")]
-
-
-def launch(api: APIClient, name: str, count: int) -> Cluster:
-    body = {
-        "name": name,
-        "region": "demo",
-        "pools": [{"name": "w", "size": "small", "count": count}],
-    }
-    assert api.post("/api/v1/clusters", body, format="json").status_code == 202
-    return Cluster.objects.get(name=name)
 
 
 def agent_host(cluster: Cluster) -> Hypervisor:

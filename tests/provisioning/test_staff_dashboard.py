@@ -12,18 +12,9 @@ from django.utils import timezone
 
 from provisioning import pipeline, staff_dashboard
 from provisioning.models import Cluster, Hypervisor, Node
+from tests.provisioning.factories import launch
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guest_over_client")]
-
-
-def launch(api, name: str, count: int = 1) -> Cluster:
-    body = {
-        "name": name,
-        "region": "demo",
-        "pools": [{"name": "w", "size": "small", "count": count}],
-    }
-    assert api.post("/api/v1/clusters", body, format="json").status_code == 202
-    return Cluster.objects.get(name=name)
 
 
 @pytest.fixture
