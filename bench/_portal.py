@@ -231,6 +231,47 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _processes() -> list[tuple[int, int, str]]:
+    """(pid, parent pid, command name) of every process now."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                comm = (entry / "comm").read_text().strip()
+                found.append((int(entry.name), int(_stat(int(entry.name))[1]), comm))
+    return found
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of `pid` and every process below it (uvicorn's workers, a worker's
+    beat), the living ones: a process that exited took its own with it."""
+    processes = _processes()
+    tree, grew = {pid}, True
+    while grew:
+        below = {p for p, parent, _ in processes if parent in tree} - tree
+        tree |= below
+        grew = bool(below)
+    total = 0.0
+    for member in tree:
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(member)
+    return total
+
+
+def service_cpu(*names: str) -> float:
+    """CPU seconds of every process with one of these command names (postgres, redis)."""
+    total = 0.0
+    for pid, _, comm in _processes():
+        if comm in names:
+            with contextlib.suppress(OSError):
+                total += cpu_seconds(pid)
+    return total
+
+
 def machine_cpu() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine so far, every core and process."""
     ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]

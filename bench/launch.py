@@ -8,10 +8,13 @@ time to running per cluster, the CPU each process used, and where a node's time 
 
 Run: .venv/bin/python bench/launch.py --mode embedded   (SQLite, filesystem broker)
      .venv/bin/python bench/launch.py --mode services   (PostgreSQL + Redis, local)
-Add --profile DIR to sample both processes with py-spy (pip install py-spy; not a project
-dependency) and print their hottest functions. --observe both runs it twice, logs at
-WARNING without tracing and then logs at INFO with every trace exported over OTLP (to a
-sink in this process), and prints what logging and tracing cost (goal <= 10 %).
+CPU is counted for every process: web and worker with their children (uvicorn's workers),
+and PostgreSQL's and Redis's processes. --watchers 10 adds ten clients polling their
+cluster's GET five times a second. --profile DIR samples web (all its processes) and
+worker with py-spy (a dev dependency) and prints the top ten project functions of each.
+--observe both runs it twice, logs at WARNING without tracing and then logs at INFO with
+every trace exported over OTLP (to a sink in this process), and prints what logging and
+tracing cost (goal <= 10 %).
 """
 
 import argparse
@@ -37,7 +40,40 @@ NAMES = ("web", "worker")
 APPS = {"cloud", "portal", "provisioning", "networking", "observability"}
 
 
-def launch(port: int, token: str, clusters: int, nodes: int, timeout: float) -> dict[str, Any]:
+class Watchers:
+    """`count` clients each polling one cluster's detail GET `per_second` times a second
+    (as a customer's page or script watches its launch), from the first POST to the end."""
+
+    def __init__(self, port: int, token: str, count: int, per_second: float = 5.0) -> None:
+        self.port, self.token, self.count, self.pause = port, token, count, 1 / per_second
+        self.ids: list[str] = []
+        self.latencies: list[float] = []
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self.poll, args=(i,)) for i in range(count)]
+
+    def poll(self, index: int) -> None:
+        while not self.stop.is_set():
+            if len(self.ids) > index:
+                began = time.perf_counter()
+                path = f"/api/v1/clusters/{self.ids[index]}"
+                portal.api(self.port, self.token, "GET", path)
+                self.latencies.append(time.perf_counter() - began)
+            self.stop.wait(self.pause)
+
+    def __enter__(self) -> "Watchers":
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()
+
+
+def launch(
+    port: int, token: str, clusters: int, nodes: int, timeout: float, watchers: Watchers
+) -> dict[str, Any]:
     """Create the clusters at once and wait until all run; their rows and the start time."""
 
     def create(i: int) -> dict[str, Any]:
@@ -52,6 +88,7 @@ def launch(port: int, token: str, clusters: int, nodes: int, timeout: float) -> 
     with ThreadPoolExecutor(clusters) as pool:
         created = list(pool.map(create, range(clusters)))
     accepted = time.time() - start
+    watchers.ids.extend(c["id"] for c in created)
     wanted = {c["id"] for c in created}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -120,6 +157,7 @@ def sampler(out: Path) -> list[str]:
         "--nolineno",
         "--rate",
         "50",
+        "--subprocesses",  # uvicorn's worker processes too
         "--output",
         str(out),
         "--",
@@ -180,6 +218,16 @@ class TraceSink:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
+def processes_cpu(pids: dict[str, int], mode: str) -> dict[str, float]:
+    """CPU seconds so far of web and worker (each with the processes below it) and, with
+    services, of PostgreSQL and Redis (all their processes here: run nothing else)."""
+    used = {name: portal.tree_cpu(pid) for name, pid in pids.items()}
+    if mode == "services":
+        used["postgres"] = portal.service_cpu("postgres")
+        used["redis"] = portal.service_cpu("redis-server")
+    return used
+
+
 def measure(args: argparse.Namespace, observed: bool) -> dict[str, Any]:
     """One launch of the whole batch on a fresh portal; `observed`: INFO-level JSON logs
     and every trace exported over OTLP, else warnings only and no tracing."""
@@ -206,12 +254,13 @@ def measure(args: argparse.Namespace, observed: bool) -> dict[str, Any]:
         try:
             portal.wait_until(lambda: portal.serving(port), "the web server")
             portal.wait_until(lambda: portal.log_has("worker", " ready."), "the worker")
-            cpu = {name: portal.cpu_seconds(pid) for name, pid in pids.items()}
+            cpu = processes_cpu(pids, args.mode)
             machine = portal.machine_cpu()
             tasks = portal.log_count("worker", "] received")
-            run = launch(port, token, args.clusters, args.nodes, args.timeout)
+            with Watchers(port, token, args.watchers) as watchers:
+                run = launch(port, token, args.clusters, args.nodes, args.timeout, watchers)
             busy, ticks = (b - a for a, b in zip(machine, portal.machine_cpu(), strict=True))
-            cpu = {name: portal.cpu_seconds(pid) - cpu[name] for name, pid in pids.items()}
+            cpu = {name: used - cpu[name] for name, used in processes_cpu(pids, args.mode).items()}
             cpu["whole machine"] = busy
             tasks = portal.log_count("worker", "] received") - tasks
             not_ready = portal.log_count("web", "Conflict: /api/v1/guest/phone-home")
@@ -240,6 +289,7 @@ def measure(args: argparse.Namespace, observed: bool) -> dict[str, Any]:
         "not_ready": not_ready,
         "phases": phases,
         "log_bytes": log_bytes,
+        "watched": watchers.latencies,
         "trace_exports": sink.exports if sink else 0,
         "trace_bytes": sink.bytes if sink else 0,
     }
@@ -273,6 +323,19 @@ def report(args: argparse.Namespace, shown: dict[str, Any], observed: bool) -> N
         + f" ({cores} cores busy {100 * shown['busy'] / shown['ticks']:.0f} % over the run;"
         " other load counts)"
     )
+    services = sum(s for n, s in shown["cpu"].items() if n != "whole machine")
+    print(
+        f"CPU per node, {' + '.join(n for n in shown['cpu'] if n != 'whole machine')}: "
+        f"{1000 * services / count:.0f} ms "
+        f"(goal <= 100 ms); the whole machine: {1000 * shown['busy'] / count:.0f} ms"
+    )
+    if shown["watched"]:
+        watched = shown["watched"]
+        print(
+            f"{args.watchers} watchers polling GET /api/v1/clusters/{{id}} 5/s: "
+            f"{len(watched)} GETs, p50 {1000 * percentile(watched, 0.5):.1f} ms, "
+            f"p95 {1000 * percentile(watched, 0.95):.1f} ms"
+        )
     print(
         f"worker tasks: {shown['tasks']} ({shown['tasks'] / count:.1f} per node); guest reports "
         f"refused with 409 while a server was not Ready: {shown['not_ready']}"
@@ -320,6 +383,9 @@ def main() -> None:
     parser.add_argument("--web-workers", type=int, default=1, help="uvicorn processes")
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--profile", type=Path, help="directory for py-spy samples")
+    parser.add_argument(
+        "--watchers", type=int, default=0, help="clients polling a cluster's GET 5/s each"
+    )
     parser.add_argument(
         "--observe",
         choices=("off", "on", "both"),
