@@ -77,7 +77,8 @@ def test_a_silent_node_turns_unhealthy_then_healthy_when_it_beats_again(
     assert health.watch_health.apply().get() == 0
     assert Event.objects.filter(message__contains="is unhealthy").count() == 3
 
-    assert beat(client, agent).json() == {"node": agent.name, "health": "healthy"}
+    answer = {"node": agent.name, "health": "healthy", "upgrade_to": None}
+    assert beat(client, agent).json() == answer
     assert Event.objects.filter(message=f"{agent.name} is healthy again.").exists()
 
 
