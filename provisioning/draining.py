@@ -20,7 +20,7 @@ from portal.actor import Actor
 from portal.errors import Invalid
 from provisioning import enqueue, healing, inventory, services
 from provisioning.models import Hypervisor, HypervisorState, Node
-from provisioning.states import NODE_LAUNCHING, NODE_LIVE, NodeStatus
+from provisioning.states import NODE_DELETABLE, NODE_LAUNCHING
 
 
 @dataclass
@@ -31,15 +31,30 @@ class Progress:
 
 
 def _on_host(host: Hypervisor) -> list[Node]:
-    nodes = Node.objects.filter(hypervisor=host, status__in=NODE_LIVE)
-    return list(nodes.exclude(status=NodeStatus.DELETING).select_related("cluster").order_by("id"))
+    """The nodes still on the host (not yet deleting), each with its replacement if any."""
+    nodes = Node.objects.filter(hypervisor=host, status__in=NODE_DELETABLE)
+    return list(nodes.select_related("cluster", "replaced_by").order_by("id"))
+
+
+def _replacement(node: Node) -> Node | None:
+    return getattr(node, "replaced_by", None)  # the reverse one-to-one raises when absent
+
+
+def _stop(host: Hypervisor, action: str, actor: Actor) -> bool:
+    """End the host's drain, audited as `action`; False when it was not draining."""
+    with transaction.atomic():
+        hosts = Hypervisor.objects.filter(pk=host.pk).exclude(draining_since=None)
+        if not hosts.update(draining_since=None):
+            return False
+        audit.record(action, host, actor)
+    return True
 
 
 def progress(host: Hypervisor) -> Progress:
     found = Progress()
     for node in _on_host(host):
         found.left.append(node.name)
-        replacement = Node.objects.filter(replaces=node).first()
+        replacement = _replacement(node)
         if node.is_server:
             found.blocked[node.name] = "a server node does not move (its datastore is on it)"
         elif replacement is not None and replacement.status in NODE_LAUNCHING:
@@ -72,12 +87,7 @@ def drain(actor: Actor, hypervisor: Hypervisor) -> bool:
 def cancel(actor: Actor, hypervisor: Hypervisor) -> bool:
     """Stop starting moves (those under way finish); False when it was not draining."""
     actor.require_staff()
-    with transaction.atomic():
-        hosts = Hypervisor.objects.filter(pk=hypervisor.pk).exclude(draining_since=None)
-        if not hosts.update(draining_since=None):
-            return False
-        audit.record("hypervisor.drain_cancel", hypervisor, actor)
-    return True
+    return _stop(hypervisor, "hypervisor.drain_cancel", actor)
 
 
 def step(host_id: int) -> list[str]:
@@ -87,18 +97,12 @@ def step(host_id: int) -> list[str]:
         return []
     nodes = _on_host(host)
     if not nodes:
-        with transaction.atomic():
-            if (
-                Hypervisor.objects.filter(pk=host.pk)
-                .exclude(draining_since=None)
-                .update(draining_since=None)
-            ):
-                audit.record("hypervisor.drained", host, Actor.system())
+        _stop(host, "hypervisor.drained", Actor.system())
         return []
     moved, busy = [], set()
     for node in nodes:
         cluster = node.cluster
-        if node.is_server or cluster.pk in busy or Node.objects.filter(replaces=node).exists():
+        if node.is_server or cluster.pk in busy or _replacement(node) is not None:
             continue
         busy.add(cluster.pk)
         if healing.in_flight(cluster):

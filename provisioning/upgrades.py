@@ -39,22 +39,30 @@ def parsed(version: K3sVersion) -> tuple[int, ...]:
     return tuple(int(part) for part in match.groups()) if match else (0,)
 
 
-def problem(cluster: Cluster, target: K3sVersion) -> str | None:
-    """Why `cluster` cannot go to `target`, or None."""
-    current, wanted = parsed(cluster.k3s_version), parsed(target)
-    if wanted <= current:
-        return f"{target} is not newer than {cluster.k3s_version}: no downgrades."
-    if wanted[0] != current[0] or wanted[1] > current[1] + 1:
-        return f"{target} skips a minor version: go to {current[0]}.{current[1] + 1} first."
-    if not BaseImage.objects.filter(version=target, region=cluster.region).exists():
-        return f"{target} has no base image in region {cluster.region}."
+def skew_problem(current: K3sVersion, target: K3sVersion) -> str | None:
+    """Why K3s may not go from `current` to `target` (a downgrade, a skipped minor), or None."""
+    have, wanted = parsed(current), parsed(target)
+    if wanted <= have:
+        return f"{target} is not newer than {current}: no downgrades."
+    if wanted[0] != have[0] or wanted[1] > have[1] + 1:
+        return f"{target} skips a minor version: go to {have[0]}.{have[1] + 1} first."
     return None
 
 
+def problem(cluster: Cluster, target: K3sVersion) -> str | None:
+    """Why `cluster` cannot go to `target`, or None."""
+    why = skew_problem(cluster.k3s_version, target)
+    if why is None and not BaseImage.objects.filter(version=target, region=cluster.region).exists():
+        why = f"{target} has no base image in region {cluster.region}."
+    return why
+
+
 def available(cluster: Cluster) -> list[K3sVersion]:
-    """The versions this cluster may be upgraded to now, newest first."""
-    newer = K3sVersion.objects.filter(images__region=cluster.region).distinct()
-    return sorted((v for v in newer if problem(cluster, v) is None), key=parsed, reverse=True)
+    """The versions this cluster may be upgraded to now, newest first (one query: those
+    with a base image in its region)."""
+    imaged = K3sVersion.objects.filter(images__region=cluster.region).distinct()
+    allowed = (v for v in imaged if skew_problem(cluster.k3s_version, v) is None)
+    return sorted(allowed, key=parsed, reverse=True)
 
 
 def start(actor: Actor, cluster: Cluster, target: K3sVersion) -> None:
