@@ -148,7 +148,6 @@ class HeartbeatView(GuestView):
         kube_nodes = None if listed is None else {n["name"]: n["status"] for n in listed}
         state = node_health.record(node, sample, kube_nodes, timezone.now())
         upgrades.reported(node, data.get("k3s_version", ""))
-        node.refresh_from_db(fields=["k3s_version"])
         wanted = upgrades.wanted_by(node)
         return Response(
             {"node": node.name, "health": state, "upgrade_to": wanted.version if wanted else None}

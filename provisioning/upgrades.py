@@ -109,7 +109,8 @@ def reported(node: Node, version: str) -> None:
         return
     known = K3sVersion.objects.filter(version=version).first()
     if known is not None and known == wanted_by(node):
-        Node.objects.filter(pk=node.pk).update(k3s_version=known)
+        node.k3s_version = known  # the caller's node too: its heartbeat answer reads it
+        node.save(update_fields=["k3s_version"])
         events.record(
             node.cluster, f"{node.name} runs {known} (upgraded in place).", node=node.name
         )
