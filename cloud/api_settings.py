@@ -38,6 +38,7 @@ SPECTACULAR_SETTINGS = {
         "ClusterStatus": "provisioning.states.ClusterStatus",
         "NodeStatus": "provisioning.states.NodeStatus",
         "DeliveryStatus": "observability.webhooks.models.DeliveryStatus",
+        "ReportState": "provisioning.phone_home.STATES",
     },
     # Served by the portal itself (drf-spectacular-sidecar): the docs work offline.
     "SWAGGER_UI_DIST": "SIDECAR",

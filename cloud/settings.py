@@ -238,8 +238,13 @@ CACHES = {
         }
         if CACHE_URL
         else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "portal_cache"}
-    )
+    ),
 }
+# Guest reports' throttle counts on every report: never in the database (five queries a
+# report); without Redis in memory, each web process counting its own.
+CACHES["throttle"] = (
+    CACHES["default"] if CACHE_URL else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+)
 
 # --- Celery ---------------------------------------------------------------------------
 BROKER_DIR = DATA_DIR / "broker"

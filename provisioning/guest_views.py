@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from django.core.cache import caches
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -22,7 +23,6 @@ from rest_framework.serializers import Serializer
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-from observability import tracing
 from provisioning import addresses, guest_seed, node_health, phone_home, upgrades
 from provisioning.drivers import metadata_keys
 from provisioning.drivers.hostnet.metadata_proxy import (
@@ -46,17 +46,23 @@ DOCUMENTS: dict[str, Callable[[Node, str], str]] = {
     "network-config": lambda node, token: guest_seed.network_config(node),
     "vendor-data": lambda node, token: "",
 }
+NOT_A_NODE = "Unknown or revoked node token."
 # What holds the cluster's secrets: served while the node is provisioned, then gone.
 SECRET_DOCUMENTS = {"user-data"}
 
 
 def asking_node(request: HttpRequest | Request, token: str) -> Node | None:
-    """The token's node, when whoever asks may act as it: anyone holding the token, except
-    through a metadata proxy, where only the node at the signed address may."""
+    """The token's node, when whoever asks may act as it (may_act_as)."""
     node = guest_seed.node_for_token(token)
+    return node if node is not None and may_act_as(request, node) else None
+
+
+def may_act_as(request: HttpRequest | Request, node: Node) -> bool:
+    """Anyone holding a node's token may act as it, except through a metadata proxy, where
+    only the node at the signed address may."""
     network = request.headers.get(NETWORK_HEADER)
-    if node is None or network is None:
-        return node
+    if network is None:
+        return True
     address = request.headers.get(ADDRESS_HEADER, "")
     signed = request.headers.get(SIGNATURE_HEADER, "")
     path = request.get_full_path()
@@ -65,12 +71,12 @@ def asking_node(request: HttpRequest | Request, token: str) -> Node | None:
         hmac.compare_digest(signature(key, network, address, path), signed)
         for key in metadata_keys()
     ):
-        return None
+        return False
     try:
         same_network = uuid.UUID(network) == node.cluster.network.uuid
     except ValueError:
-        return None
-    return node if same_network and addresses.address_of(node) == address else None
+        return False
+    return same_network and addresses.address_of(node) == address
 
 
 @require_GET
@@ -93,6 +99,7 @@ class PhoneHomeThrottle(SimpleRateThrottle):
 
     scope = "phone_home"
     rate = "120/min"
+    cache = caches["throttle"]
 
     def get_cache_key(self, request: Request, view: APIView) -> str | None:
         token = request.data.get("token") if isinstance(request.data, dict) else None
@@ -115,24 +122,31 @@ class GuestView(APIView):
         data: dict[str, Any] = dict(payload.validated_data)
         node = asking_node(request, data["token"])
         if node is None:
-            raise Http404("Unknown or revoked node token.")
+            raise Http404(NOT_A_NODE)
         return node, data
 
 
 class PhoneHomeView(GuestView):
-    """Guests report each step here. A report that must wait answers 409 (`not_ready`),
-    one out of order 400 (`illegal_report`), through the API's exception handler."""
+    """Guests report each step here, one report or several at once. A report that must
+    wait answers 409 (`not_ready`), one out of order 400 (`illegal_report`), through the
+    API's exception handler; the reports of a batch before it stay applied."""
 
     @extend_schema(request=PhoneHomeInput, responses=PhoneHomeOutput)
     def post(self, request: Request) -> Response:
-        node, data = self.guest(request, PhoneHomeInput)
-        with tracing.continued(
-            node.cluster.trace_parent, "guest.report", step=data["step"], state=data["state"]
-        ):
-            phone_home.report(
-                node, data["step"], data["state"], data["message"], data["error_code"]
-            )
-        return Response({"node": node.name, "step": data["step"], "state": data["state"]})
+        payload = PhoneHomeInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        reports = [
+            phone_home.Report(r["step"], r["state"], r["message"], r["error_code"])
+            for r in data.get("reports") or [data]
+        ]
+        try:
+            node = phone_home.report(data["token"], reports, lambda n: may_act_as(request, n))
+        except phone_home.UnknownNode:
+            raise Http404(NOT_A_NODE) from None
+        last = reports[-1]
+        shown = {"node": node.name, "step": last.step, "state": last.state}
+        return Response({**shown, "reports": len(reports)})
 
 
 class HeartbeatView(GuestView):

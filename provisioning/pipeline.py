@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -26,6 +27,7 @@ from provisioning import (
     host_network,
     notify,
     placement,
+    step_ledger,
     steps,
 )
 from provisioning.drivers import get_driver
@@ -61,41 +63,20 @@ def driver_for(node: Node) -> HypervisorDriver:
     return tracing.traced(faults.wrap(get_driver(node.hypervisor.uri)), "driver")
 
 
-def _touch(node: Node, **fields: object) -> None:
-    Node.objects.filter(pk=node.pk).update(progressed_at=timezone.now(), **fields)
-
-
-def _step_event(node: Node, step: str, state: str, message: str) -> None:
-    events.record(
-        node.cluster,
-        f"{node.name}: {steps.label(step)} {message}",
-        state=state,
-        node=node.name,
-        step=step,
-        progress=progress(node.cluster),
-    )
-
-
 def step_started(node: Node, step: str) -> None:
     """Mark a step started once; its event is written by the first caller only."""
-    first = NodeStep.objects.filter(node=node, step=step, started_at__isnull=True).update(
-        started_at=timezone.now()
-    )
-    _touch(node, step=step)
-    if first:
-        _step_event(node, step, EventState.STARTED, "started")
+    _move(node, step, step_ledger.STARTED)
 
 
 def step_done(node: Node, step: str) -> None:
-    now = timezone.now()
-    row = NodeStep.objects.filter(node=node, step=step).first()
-    first = NodeStep.objects.filter(node=node, step=step, finished_at__isnull=True).update(
-        finished_at=now
-    )
-    _touch(node)
-    if first and row is not None:
-        took = (now - (row.started_at or now)).total_seconds()
-        _step_event(node, step, EventState.DONE, f"done in {took:.1f} s")
+    _move(node, step, step_ledger.DONE)
+
+
+def _move(node: Node, step: str, state: str) -> None:
+    with transaction.atomic(savepoint=False):
+        ledger = step_ledger.read(pk=node.pk)
+        if ledger is not None:
+            step_ledger.move(ledger, [(step, state)])
 
 
 def node_ready(node: Node, when: datetime) -> None:

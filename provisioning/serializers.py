@@ -5,7 +5,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from provisioning import addresses, eta, node_health, upgrades
+from provisioning import addresses, eta, node_health, phone_home, upgrades
 from provisioning.cluster_spec import ClusterRequest, PoolRequest
 from provisioning.k3s_flags import Cni
 from provisioning.models import (
@@ -264,14 +264,38 @@ class KubeconfigInput(serializers.Serializer):
     ttl = serializers.IntegerField(min_value=1, required=False, help_text="seconds")
 
 
-class PhoneHomeInput(serializers.Serializer):
-    token = serializers.CharField(max_length=128)
+class GuestReportInput(serializers.Serializer):
     step = serializers.CharField(max_length=16)
-    state = serializers.ChoiceField(choices=["started", "done", "failed"])
+    state = serializers.ChoiceField(choices=phone_home.STATES)
     message = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
     # A failure's own code (e.g. k3s_bundle_missing); others become `<step>_failed`. Not
     # `code`: an error answer's own `code` member would hide a 400 on this field.
     error_code = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
+
+
+class PhoneHomeInput(GuestReportInput):
+    """One report (`step`, `state`, ...), or several in `reports`, applied in order (a
+    step's end and the next one's start, say); not both."""
+
+    token = serializers.CharField(max_length=128)
+    step = serializers.CharField(max_length=16, required=False)
+    state = serializers.ChoiceField(choices=phone_home.STATES, required=False)
+    reports = serializers.ListField(
+        child=GuestReportInput(), required=False, min_length=1, max_length=10
+    )
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if "reports" in data:
+            if "step" in data or "state" in data:
+                raise serializers.ValidationError(
+                    {"reports": "Send one report or a list of them, not both."}
+                )
+            return data
+        required = ("step", "state")
+        missing = {name: "This field is required." for name in required if name not in data}
+        if missing:
+            raise serializers.ValidationError(missing)
+        return data
 
 
 class KubeNodeInput(serializers.Serializer):
@@ -298,8 +322,9 @@ class HeartbeatInput(serializers.Serializer):
 
 class PhoneHomeOutput(serializers.Serializer):
     node = serializers.CharField()
-    step = serializers.CharField()
-    state = serializers.CharField()
+    step = serializers.CharField(help_text="the last report's")
+    state = serializers.CharField(help_text="the last report's")
+    reports = serializers.IntegerField(help_text="how many reports were applied")
 
 
 class HeartbeatOutput(serializers.Serializer):
