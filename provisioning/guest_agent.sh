@@ -6,14 +6,25 @@
 # has already reported the first one started.
 set -eu
 . "${AGENT_ENV:-/etc/k3s-portal/agent.env}"
-report() {
+post() {
   # 409 means "wait" (an agent before its server is Ready): try again until accepted.
+  # Sending a batch again is safe: the reports already applied change nothing.
   while :; do
     code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
-      --data "{\"token\":\"$NODE_TOKEN\",\"step\":\"$1\",\"state\":\"$2\",\"message\":\"${3:-}\",\"error_code\":\"${4:-}\"}" \
-      "$PHONE_HOME_URL" || echo 000)
+      --data "$1" "$PHONE_HOME_URL" || echo 000)
     case "$code" in 2*) return 0 ;; 409|000|5*) sleep 2 ;; *) return 1 ;; esac
   done
+}
+report() {
+  post "{\"token\":\"$NODE_TOKEN\",\"step\":\"$1\",\"state\":\"$2\",\"message\":\"${3:-}\",\"error_code\":\"${4:-}\"}"
+}
+# Reports made at the same moment ("step state" each, in order), in one request.
+reports() {
+  list=""
+  for move in "$@"; do
+    list="$list${list:+,}{\"step\":\"${move% *}\",\"state\":\"${move#* }\"}"
+  done
+  post "{\"token\":\"$NODE_TOKEN\",\"reports\":[$list]}"
 }
 fail() { report "$1" failed "$2" "${3:-}"; exit 1; }
 # An image built without a K3s bundle (manage.py build_image, no --k3s-bundle) boots and
@@ -83,18 +94,14 @@ if [ "${1:-}" = heartbeat ]; then
   exit 0
 fi
 
-report cloud_init done
-
-report fetch_deps started
+reports "cloud_init done" "fetch_deps started"
 if has_bundle; then
   mkdir -p /var/lib/rancher/k3s/agent/images
   cp /opt/k3s/k3s-airgap-images-amd64.tar.zst /var/lib/rancher/k3s/agent/images/ \
     || fail fetch_deps "airgap images missing from the base image"
   install -m 0755 /opt/k3s/k3s /usr/local/bin/k3s || fail fetch_deps "k3s binary missing"
 fi
-report fetch_deps done
-
-report launch_k3s started
+reports "fetch_deps done" "launch_k3s started"
 has_bundle || fail launch_k3s \
   "k3s_bundle_missing: no /opt/k3s/k3s or /opt/k3s/install.sh (image built without a K3s bundle)" \
   k3s_bundle_missing

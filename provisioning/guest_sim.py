@@ -65,13 +65,19 @@ def plays(node_id: int) -> bool:
     return played().filter(pk=node_id).exists()
 
 
-def next_report(index: int) -> tuple[dict[str, str], float]:
-    """The report at `index` of the sequence, and the delay before the one after it."""
-    spec, state = SEQUENCE[index]
-    if state == "done" and faults.strikes(spec.name):
-        state = "failed"
-    delay = spec.guest_seconds * settings.GUEST_SIM_SCALE if state == "started" else 0.0
-    return {"step": spec.name, "state": state}, delay
+def next_batch(index: int) -> tuple[list[dict[str, str]], int, float]:
+    """The reports from `index` on that the guest sends at once (as the agent sends a
+    step's end with the next one's start): up to a step that takes time, or a failure.
+    With the index after them and the delay before the next batch."""
+    batch: list[dict[str, str]] = []
+    for spec, state in SEQUENCE[index:]:
+        if state == "done" and faults.strikes(spec.name):
+            state = "failed"
+        batch.append({"step": spec.name, "state": state})
+        delay = spec.guest_seconds * settings.GUEST_SIM_SCALE if state == "started" else 0.0
+        if delay > 0 or state == "failed":
+            return batch, index + len(batch), delay
+    return batch, len(SEQUENCE), 0.0
 
 
 def heartbeat(node: Node, now: datetime) -> dict[str, Any]:

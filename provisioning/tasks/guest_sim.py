@@ -12,17 +12,17 @@ NOT_READY_WAIT = 0.25  # seconds between an agent's tries while the server comes
 
 @shared_task(name=enqueue.SIMULATE_GUEST, bind=True, max_retries=600, ignore_result=True)
 def simulate_guest(self: Task, node_id: int, index: int) -> None:
-    """Post the guest's reports from `index` on; a report that must wait for the guest's
-    work to take time goes back to the queue with that delay, the others follow at once."""
+    """Post the guest's reports from `index` on, a batch at a time; after a batch that
+    ends in a step taking time, the rest goes back to the queue with that delay."""
     node = Node.objects.filter(pk=node_id).first()
     while node is not None and index < len(guest_sim.SEQUENCE):
-        payload, delay = guest_sim.next_report(index)
-        reply = guest_sim.post({"token": guest_seed.node_token(node), **payload})
+        batch, after, delay = guest_sim.next_batch(index)
+        reply = guest_sim.post({"token": guest_seed.node_token(node), "reports": batch})
         if reply.status == 409:  # the server node is not Ready yet: ask again shortly
             raise self.retry(countdown=NOT_READY_WAIT)
-        if reply.status >= 300 or payload["state"] == "failed":
+        if reply.status >= 300 or batch[-1]["state"] == "failed":
             return  # the portal refused (node deleted or failed): the guest stops
-        index += 1
+        index = after
         if delay > 0:
             enqueue.simulate_guest(node_id, index, countdown=delay)
             return
