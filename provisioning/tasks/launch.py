@@ -1,8 +1,8 @@
 """Thin Celery tasks of the launch pipeline: ids in, a service call, bounded retries.
 
-One task (`provisioning.run_step`) runs every worker step of the table and enqueues the
-next by `steps.next_step`; it replaced the per-step tasks `provisioning.import_image`
-and `provisioning.start_vm`.
+One task (`provisioning.run_step`) runs a node's worker steps of the table one after
+another (`steps.next_step`), a retry going on from the step that failed; it replaced the
+per-step tasks `provisioning.import_image` and `provisioning.start_vm`.
 """
 
 from datetime import timedelta
@@ -54,16 +54,18 @@ def launch_cluster(cluster_id: int) -> None:
 
 @shared_task(name=enqueue.RUN_STEP, bind=True, base=StepTask)
 def run_step(self: Task, node_id: int, step: str) -> None:
-    """Run worker step `step` of a node, then hand the node to the step after it."""
-    if not _worker_step(self, node_id, step):
+    """Run worker step `step` of a node and the worker steps after it, one task for them
+    all, then hand the node to its guest (or, after the last step, make it ready)."""
+    while _worker_step(self, node_id, step):
+        following = steps.next_step(step)
+        if following is not None and following.performer == steps.Performer.WORKER:
+            step = following.name
+            continue
+        if following is None:
+            _ready(node_id)
+        else:
+            _hand_to_guest(node_id)
         return
-    following = steps.next_step(step)
-    if following is None:
-        _ready(node_id)
-    elif following.performer == steps.Performer.WORKER:
-        enqueue.run_step(node_id, following.name)
-    else:
-        _hand_to_guest(node_id)
 
 
 def _worker_step(task: Task, node_id: int, step: str) -> bool:
@@ -76,7 +78,8 @@ def _worker_step(task: Task, node_id: int, step: str) -> bool:
         pipeline.run_worker_step(node, step)
     except TransientDriverError as error:
         if task.request.retries < MAX_RETRIES:
-            raise task.retry(countdown=_backoff(task)) from error
+            # From this step: those before it are done.
+            raise task.retry(args=(node_id, step), countdown=_backoff(task)) from error
         with transaction.atomic():
             pipeline.fail_node(node, step, failures.HYPERVISOR_UNREACHABLE, error.message)
         return False
