@@ -34,4 +34,7 @@ class RolePermission(permissions.IsAuthenticated):
 
     def has_object_permission(self, request: Request, view: APIView, obj: Any) -> bool:
         assert isinstance(obj, Model)
-        return access.actor(request).can(action_of(request), access.organisation_of(obj))
+        action = action_of(request)
+        if action == Action.VIEW:
+            return True  # found through access.for_request: the caller may view it
+        return access.actor(request).can(action, access.organisation_of(obj))

@@ -5,6 +5,7 @@ import secrets
 from datetime import timedelta
 
 from django.contrib.auth.models import User
+from django.db.models import F
 from django.utils import timezone
 
 from portal.models import ApiToken, Organisation
@@ -41,11 +42,11 @@ def authenticate(raw: str) -> ApiToken | None:
     token = (
         ApiToken.objects.select_related("user", "organisation")
         .filter(digest=digest(raw), revoked_at__isnull=True, user__is_active=True)
+        # Still a member of the token's organisation: in the same query.
+        .filter(organisation__memberships__user=F("user"))
         .first()
     )
     if token is None or not token.is_active:
-        return None
-    if not token.organisation.memberships.filter(user=token.user).exists():
         return None
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:

@@ -69,7 +69,10 @@ class ClusterViewSet(
             .select_related(
                 "region", "k3s_version", "upgrade_to", "network", "firewall", "organisation"
             )
-            .prefetch_related(Prefetch("nodes", queryset=nodes), "pools__size")
+            .prefetch_related(
+                Prefetch("nodes", queryset=nodes),
+                Prefetch("pools", queryset=NodePool.objects.select_related("size")),
+            )
             .order_by("-created_at", "-id")
         )
         if self.action == "list":

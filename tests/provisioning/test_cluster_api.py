@@ -193,6 +193,20 @@ def test_list_runs_constant_queries(
         assert client.get("/api/v1/clusters").json()["count"] == 4
 
 
+def test_detail_runs_constant_queries(
+    demo_cloud, alice, acme, api_for, django_assert_num_queries
+) -> None:
+    """What a watcher polling its cluster costs: the token, the cluster, its nodes, their
+    steps, its pools with their sizes, the versions it could upgrade to; whatever its size."""
+    client = api_for(alice, acme)
+    small = client.post("/api/v1/clusters", GOOD, format="json").json()["id"]
+    six = [{"name": "workers", "size": "small", "count": 6}]
+    large = client.post("/api/v1/clusters", {**GOOD, "name": "b", "pools": six}, format="json")
+    for created in (small, large.json()["id"]):
+        with django_assert_num_queries(6):
+            assert client.get(f"/api/v1/clusters/{created}").json()["status"] == "running"
+
+
 def test_two_organisations_same_default_cidr_distinct_segments(
     demo_cloud, alice, acme, bob, bobco, api_for
 ) -> None:
