@@ -20,7 +20,7 @@ from django.core.cache import cache
 
 from provisioning import faults, steps
 from provisioning.guest_seed import HEARTBEAT_PATH, PHONE_HOME_PATH
-from provisioning.models import Node
+from provisioning.models import Hypervisor, Node
 from provisioning.states import NodeStatus
 
 # The reports a guest posts, in order. The first guest step's start is posted by the
@@ -61,8 +61,9 @@ def played() -> Any:
     return Node.objects.filter(hypervisor__uri__startswith="test:")
 
 
-def plays(node_id: int) -> bool:
-    return played().filter(pk=node_id).exists()
+def simulated(hypervisor: Hypervisor) -> bool:
+    """Whether the simulator plays the guests of `hypervisor`'s nodes (as played())."""
+    return settings.GUEST_SIMULATOR and hypervisor.uri.startswith("test:")
 
 
 def next_batch(index: int) -> tuple[list[dict[str, str]], int, float]:

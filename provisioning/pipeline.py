@@ -63,20 +63,15 @@ def driver_for(node: Node) -> HypervisorDriver:
     return tracing.traced(faults.wrap(get_driver(node.hypervisor.uri)), "driver")
 
 
-def step_started(node: Node, step: str) -> None:
-    """Mark a step started once; its event is written by the first caller only."""
-    _move(node, step, step_ledger.STARTED)
-
-
-def step_done(node: Node, step: str) -> None:
-    _move(node, step, step_ledger.DONE)
-
-
-def _move(node: Node, step: str, state: str) -> None:
+def advance(node: Node, moves: list[tuple[str, str]]) -> bool:
+    """Move the node's steps (step_ledger.move: each event written once), if it is still
+    provisioning; False when it is not (deleted or failed meanwhile)."""
     with transaction.atomic(savepoint=False):
         ledger = step_ledger.read(pk=node.pk)
-        if ledger is not None:
-            step_ledger.move(ledger, [(step, state)])
+        if ledger is None or ledger.node.status != N.PROVISIONING:
+            return False
+        step_ledger.move(ledger, moves)
+    return True
 
 
 def node_ready(node: Node, when: datetime) -> None:
@@ -250,7 +245,7 @@ def load(node_id: int) -> Node | None:
 
 def begin(node: Node) -> bool:
     """pending -> provisioning; True when the node is (now) provisioning."""
-    return transition(node, [N.PENDING], N.PROVISIONING) or node.status == N.PROVISIONING
+    return node.status == N.PROVISIONING or transition(node, [N.PENDING], N.PROVISIONING)
 
 
 def release(node: Node) -> None:

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from provisioning import enqueue, failures, guest_seed, guest_sim, pipeline, steps
+from provisioning import enqueue, failures, guest_seed, guest_sim, pipeline, step_ledger, steps
 from provisioning.drivers.base import DriverError, PermanentDriverError, TransientDriverError
 from provisioning.models import Cluster, Node
 from provisioning.states import NODE_LAUNCHING, ClusterStatus, NodeStatus, transition
@@ -55,31 +55,40 @@ def launch_cluster(cluster_id: int) -> None:
 @shared_task(name=enqueue.RUN_STEP, bind=True, base=StepTask)
 def run_step(self: Task, node_id: int, step: str) -> None:
     """Run worker step `step` of a node and the worker steps after it, one task for them
-    all, then hand the node to its guest (or, after the last step, make it ready)."""
-    while _worker_step(self, node_id, step):
-        following = steps.next_step(step)
-        if following is not None and following.performer == steps.Performer.WORKER:
-            step = following.name
-            continue
-        if following is None:
-            _ready(node_id)
-        else:
-            _hand_to_guest(node_id)
-        return
-
-
-def _worker_step(task: Task, node_id: int, step: str) -> bool:
-    """Run one worker step; True when the node may go on to its next step."""
+    all, then hand the node to its guest (or, after the last step, make it ready). A
+    step's end and the next one's start are written together (pipeline.advance)."""
     node = pipeline.load(node_id)
     if node is None or not pipeline.begin(node):
-        return False  # deleted or failed meanwhile: nothing to do
-    pipeline.step_started(node, step)
+        return  # deleted or failed meanwhile: nothing to do
+    moves = [(step, step_ledger.STARTED)]
+    while pipeline.advance(node, moves):
+        if not _drive(self, node, step):
+            return
+        following = steps.next_step(step)
+        moves = [(step, step_ledger.DONE)]
+        if following is None or following.performer != steps.Performer.WORKER:
+            if not pipeline.advance(node, moves):
+                break
+            if following is None:
+                _ready(node)
+            else:
+                _hand_to_guest(node)
+            return
+        step = following.name
+        moves.append((step, step_ledger.STARTED))
+    if moves[0][1] == step_ledger.DONE:
+        # Deleted while the driver worked: what it just made must not leak.
+        enqueue.release_node(node.pk)
+
+
+def _drive(task: Task, node: Node, step: str) -> bool:
+    """A worker step's driver work; False when it failed the node."""
     try:
         pipeline.run_worker_step(node, step)
     except TransientDriverError as error:
         if task.request.retries < MAX_RETRIES:
             # From this step: those before it are done.
-            raise task.retry(args=(node_id, step), countdown=_backoff(task)) from error
+            raise task.retry(args=(node.pk, step), countdown=_backoff(task)) from error
         with transaction.atomic():
             pipeline.fail_node(node, step, failures.HYPERVISOR_UNREACHABLE, error.message)
         return False
@@ -87,30 +96,20 @@ def _worker_step(task: Task, node_id: int, step: str) -> bool:
         with transaction.atomic():
             pipeline.fail_node(node, step, error.code, error.message)
         return False
-    with transaction.atomic():
-        pipeline.step_done(node, step)
-    node.refresh_from_db(fields=["status"])
-    if node.status != NodeStatus.PROVISIONING:
-        # Deleted while the driver worked: what it just made must not leak.
-        enqueue.release_node(node.pk)
-        return False
     return True
 
 
-def _hand_to_guest(node_id: int) -> None:
+def _hand_to_guest(node: Node) -> None:
     """The worker steps are done and the VM runs: its guest reports the rest."""
-    node = pipeline.load(node_id)
-    if node is not None and node.hypervisor_id is not None:
-        enqueue.sync_hypervisor(node.hypervisor_id)  # a domain more on the host
-    if guest_sim.plays(node_id):
-        enqueue.simulate_guest(node_id)
+    if node.hypervisor is not None:
+        enqueue.sync_hypervisor_soon(node.hypervisor.pk)  # a domain more on the host
+        if guest_sim.simulated(node.hypervisor):
+            enqueue.simulate_guest(node.pk)
 
 
-def _ready(node_id: int) -> None:
-    node = pipeline.load(node_id)
-    if node is not None:
-        with transaction.atomic():
-            pipeline.node_ready(node, timezone.now())
+def _ready(node: Node) -> None:
+    with transaction.atomic():
+        pipeline.node_ready(node, timezone.now())
 
 
 @shared_task(name=enqueue.RELEASE_NODE, bind=True, base=StepTask)
@@ -137,7 +136,7 @@ def delete_node(self: Task, node_id: int) -> None:
     with transaction.atomic():
         pipeline.finish_delete(node)
     if node.hypervisor_id:
-        enqueue.sync_hypervisor(node.hypervisor_id)
+        enqueue.sync_hypervisor_soon(node.hypervisor_id)
 
 
 @shared_task(name="provisioning.reap_stalled", ignore_result=True)
