@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from celery import current_app
+from django.core.cache import cache
 from django.db import transaction
 
 from provisioning import steps
@@ -25,6 +26,7 @@ SYNC_HYPERVISOR = "provisioning.sync_hypervisor"
 SYNC_HOST_NETWORK = "provisioning.sync_host_network"
 DRAIN_HOST = "provisioning.drain_host"
 ROLL_UPGRADE = "provisioning.roll_upgrade"
+SYNC_COALESCE_SECONDS = 2
 
 
 def send(name: str, *args: Any, **options: Any) -> None:
@@ -65,6 +67,18 @@ def simulate_guest(node_id: int, index: int = 0, countdown: float = 0.0) -> None
 
 def sync_hypervisor(hypervisor_id: int) -> None:
     on_commit(SYNC_HYPERVISOR, hypervisor_id)
+
+
+def sync_hypervisor_soon(hypervisor_id: int) -> None:
+    """The host's domains changed: sync it once, SYNC_COALESCE_SECONDS from now, however
+    many of its nodes start or go meanwhile (a batch of launches starts many at once)."""
+
+    def ask() -> None:
+        # The mark lasts as long as the wait: a change after the sync was read asks again.
+        if cache.add(f"sync-soon:{hypervisor_id}", 1, timeout=SYNC_COALESCE_SECONDS):
+            send(SYNC_HYPERVISOR, hypervisor_id, countdown=SYNC_COALESCE_SECONDS)
+
+    transaction.on_commit(ask, robust=True)
 
 
 def sync_host_network(hypervisor_id: int, network_id: int) -> None:
