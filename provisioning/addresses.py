@@ -4,6 +4,8 @@ The only provisioning module that asks networking for ports; `Node.port` links t
 so lists `select_related("port")` and stay constant.
 """
 
+from collections.abc import Sequence
+
 from django.db import transaction
 
 from networking import ipam
@@ -12,13 +14,21 @@ from provisioning.models import Node
 
 def allocate(node: Node) -> str:
     """The node's address in its cluster's network: the lowest free one. Idempotent."""
-    if node.port is not None:
-        return node.port.address
+    allocate_all([node])
+    assert node.port is not None
+    return node.port.address
+
+
+def allocate_all(nodes: Sequence[Node]) -> None:
+    """allocate() for nodes of one cluster, in one pass over its network."""
+    missing = [node for node in nodes if node.port is None]
+    if not missing:
+        return
     with transaction.atomic():
-        port = ipam.allocate(node.cluster.network, str(node.uuid))
-        Node.objects.filter(pk=node.pk).update(port=port)
-    node.port = port
-    return port.address
+        ports = ipam.allocate_many(missing[0].cluster.network, [str(n.uuid) for n in missing])
+        for node in missing:
+            node.port = ports[str(node.uuid)]
+        Node.objects.bulk_update(missing, ["port"])
 
 
 def release(node: Node, quarantine: bool = True) -> None:

@@ -61,26 +61,29 @@ def _add_nodes(
 ) -> list[Node]:
     """Create `count` nodes of `pool` on the hosts plan.hosts[offset:], with IPs and steps,
     running `version` (default: the cluster's)."""
-    nodes = []
     size = pool.size
     first_index = pool.next_index
-    for i in range(count):
-        index = first_index + i
-        node = Node.objects.create(
+    first_is_server = not Node.objects.filter(cluster=cluster).exists()
+    nodes = [
+        Node(
             cluster=cluster,
             pool=pool,
-            name=f"{cluster.name}-{pool.name}-{index}",
-            is_server=not Node.objects.filter(cluster=cluster).exists(),
+            name=f"{cluster.name}-{pool.name}-{first_index + i}",
+            is_server=first_is_server and i == 0,
             hypervisor_id=plan.hosts[offset + i],
             claimed_vcpus=size.vcpus,
             claimed_memory_mib=size.memory_mib,
             k3s_version=version or cluster.k3s_version,
         )
+        for i in range(count)
+    ]
+    for node in nodes:  # its uuid is made with the row object, before the insert
         node.token_digest = guest_seed.token_digest(guest_seed.node_token(node))
-        node.save(update_fields=["token_digest"])
-        NodeStep.objects.bulk_create([NodeStep(node=node, step=step) for step in steps.NAMES])
-        addresses.allocate(node)
-        nodes.append(node)
+    nodes = Node.objects.bulk_create(nodes)
+    NodeStep.objects.bulk_create(
+        [NodeStep(node=node, step=step) for node in nodes for step in steps.NAMES]
+    )
+    addresses.allocate_all(nodes)
     NodePool.objects.filter(pk=pool.pk).update(next_index=first_index + count)
     pool.next_index = first_index + count
     return nodes
