@@ -189,7 +189,10 @@ class ClusterOutput(serializers.ModelSerializer):
         ]
 
     def get_nodes(self, cluster: Cluster) -> list[dict[str, Any]]:
+        pools = {pool.pk: pool for pool in cluster.pools.all()}  # prefetched: no query
         nodes = [n for n in cluster.nodes.all() if n.status != "deleted"]
+        for node in nodes:
+            node.pool = pools.get(node.pool_id) or node.pool
         return NodeOutput(nodes, many=True).data  # type: ignore[return-value]
 
 

@@ -64,7 +64,7 @@ def read(**node: Any) -> Ledger | None:
     when there is no such node. Call it inside the transaction that moves the steps."""
     found = list(
         NodeStep.objects.filter(**{f"node__{name}": value for name, value in node.items()})
-        .select_related("node__cluster__network", "node__port")
+        .select_related("node__cluster")
         .select_for_update(no_key=True, of=("node__cluster",))
         .annotate(cluster_total=_cluster_steps(done=False), cluster_done=_cluster_steps(done=True))
         .order_by("id")
