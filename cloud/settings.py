@@ -107,7 +107,9 @@ if DATABASE_URL:
         # Under ASGI every request runs in a fresh thread: without a pool each one would
         # open (and leak until garbage collection) its own PostgreSQL connection.
         DATABASES["default"]["OPTIONS"] = {
-            "pool": {"min_size": 2, "max_size": env.int("DATABASE_POOL_SIZE", 20), "timeout": 30}
+            "pool": {"min_size": 2, "max_size": env.int("DATABASE_POOL_SIZE", 20), "timeout": 30},
+            "server_side_binding": True,
+            "prepare_threshold": 5,
         }
 else:
     DATABASES = {
