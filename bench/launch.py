@@ -35,7 +35,7 @@ import _portal as portal
 from _django import percentile
 
 STEPS = ("import_image", "start_vm", "cloud_init", "fetch_deps", "launch_k3s")
-POLL_SECONDS = 0.2
+POLL_SECONDS = 0.5
 NAMES = ("web", "worker")
 APPS = {"cloud", "portal", "provisioning", "networking", "observability"}
 
@@ -118,15 +118,29 @@ def events_of(port: int, token: str, cluster_id: str) -> list[dict[str, Any]]:
     return page["results"]
 
 
-def detail_get_cpu(port: int, token: str, cluster_id: str, web_pid: int, count: int = 200) -> float:
-    """Server CPU of one cluster detail GET (ms), the launch over: web's CPU across `count`
-    GETs in a row, divided by them (the background beats count too: an upper bound)."""
+def detail_get_cpu(
+    port: int, token: str, cluster_id: str, pids: dict[str, int], mode: str, count: int = 200
+) -> dict[str, float]:
+    """Server CPU of one cluster detail GET (ms per process), the launch over: the CPU of
+    web (and PostgreSQL) across `count` GETs in a row, less what the same processes used
+    as long again idle just before (the beats), divided by the GETs."""
     path = f"/api/v1/clusters/{cluster_id}"
     portal.api(port, token, "GET", path)
-    before = portal.tree_cpu(web_pid)
+    began = time.monotonic()
     for _ in range(count):
         portal.api(port, token, "GET", path)
-    return 1000 * (portal.tree_cpu(web_pid) - before) / count
+    took = time.monotonic() - began
+    idle = processes_cpu({"web": pids["web"]}, mode)
+    time.sleep(took)
+    before = processes_cpu({"web": pids["web"]}, mode)
+    for _ in range(count):
+        portal.api(port, token, "GET", path)
+    after = processes_cpu({"web": pids["web"]}, mode)
+    return {
+        name: 1000 * (after[name] - 2 * before[name] + idle[name]) / count
+        for name in ("web", "postgres")
+        if name in after
+    }
 
 
 def breakdown(port: int, token: str, clusters: list[dict[str, Any]]) -> dict[str, list[float]]:
@@ -279,7 +293,7 @@ def measure(args: argparse.Namespace, observed: bool) -> dict[str, Any]:
                 (Path(os.environ["DATA_DIR"]) / f"{name}.log").stat().st_size for name in NAMES
             )
             phases = breakdown(port, token, run["clusters"])
-            get_ms = detail_get_cpu(port, token, run["clusters"][0]["id"], pids["web"])
+            get_ms = detail_get_cpu(port, token, run["clusters"][0]["id"], pids, args.mode)
         except SystemExit:
             print(portal.log_tail("worker"), portal.log_tail("web"), sep="\n")
             raise
@@ -349,9 +363,8 @@ def report(args: argparse.Namespace, shown: dict[str, Any], observed: bool) -> N
             f"{len(watched)} GETs, p50 {1000 * percentile(watched, 0.5):.1f} ms, "
             f"p95 {1000 * percentile(watched, 0.95):.1f} ms"
         )
-    print(
-        f"one cluster detail GET, the launch over: {shown['get_ms']:.1f} ms of web CPU (goal < 5)"
-    )
+    get_ms = ", ".join(f"{name} {ms:.1f} ms" for name, ms in shown["get_ms"].items())
+    print(f"one cluster detail GET, the launch over, CPU: {get_ms} (goal < 5 ms)")
     print(
         f"worker tasks: {shown['tasks']} ({shown['tasks'] / count:.1f} per node); guest reports "
         f"refused with 409 while a server was not Ready: {shown['not_ready']}"
