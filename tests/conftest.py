@@ -18,6 +18,7 @@ from rest_framework.test import APIClient
 from cloud.celery import app as celery_app
 from portal import organisations, tokens
 from portal.models import Membership, Organisation, Role
+from provisioning import eta
 from tests import second_factor
 from tests.webhook_receiver import Receiver
 
@@ -38,6 +39,12 @@ def eager_celery() -> None:
     # Tasks run in-process in tests; `transaction.on_commit` still defers them to commit.
     celery_app.conf.task_always_eager = True
     celery_app.conf.task_eager_propagates = True
+
+
+@pytest.fixture(autouse=True)
+def no_remembered_medians() -> None:
+    """Each test reads its own launch history (provisioning.eta keeps medians 10 s)."""
+    eta._recent.clear()
 
 
 @pytest.fixture

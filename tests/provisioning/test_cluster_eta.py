@@ -27,3 +27,17 @@ def test_detail_has_eta_while_launching_and_none_once_running(
     assert 0 < launching <= eta.DEFAULT_SECONDS
     # The list stays constant in queries: it has no estimate.
     assert "eta_seconds" not in client.get("/api/v1/clusters").json()["results"][0]
+
+
+def test_the_medians_are_read_once_per_ten_seconds_per_process(
+    demo_cloud, django_assert_num_queries, monkeypatch
+) -> None:
+    """Every client watching a launch asks for the estimate; the history moves slowly."""
+    now = [1000.0]
+    monkeypatch.setattr(eta.time, "monotonic", lambda: now[0])
+    with django_assert_num_queries(1):
+        first = eta.step_medians({1})
+        assert eta.step_medians({1}) == first
+    now[0] += eta.MEDIANS_SECONDS
+    with django_assert_num_queries(1):
+        eta.step_medians({1})
