@@ -271,7 +271,7 @@ printf 200
 
 def run_agent(
     tmp_path: Path, present: dict[str, str], env: str = ""
-) -> tuple[subprocess.CompletedProcess[str], list[dict[str, str]]]:
+) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
     """The real agent script, its paths moved under tmp_path and curl replaced by one that
     writes down what would be posted; `present`: the bundle's files and their scripts."""
     opt, etc, bin_dir, lib = (tmp_path / d for d in ("opt-k3s", "etc", "bin", "rancher"))
