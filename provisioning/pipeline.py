@@ -99,8 +99,16 @@ def start_deleting(nodes: Iterable[Node]) -> list[int]:
     return [n.pk for n in nodes if transition(n, NODE_DELETABLE, N.DELETING, progressed_at=now)]
 
 
+def lock_cluster(cluster_id: int) -> None:
+    """Lock the cluster's row until commit (FOR NO KEY UPDATE: event inserts go on). What
+    changes a node and writes its cluster's events takes it first, as step_ledger.read
+    does, so writers queue in one order (the cluster, then its nodes), never deadlock."""
+    Cluster.objects.select_for_update(no_key=True).filter(pk=cluster_id).values_list("pk").get()
+
+
 def fail_node(node: Node, step: str, code: str, message: str) -> None:
     """Fail the node (once), then give back what it holds, after commit, on a worker."""
+    lock_cluster(node.cluster_id)
     if not transition(
         node,
         NODE_ACTIVE,
@@ -139,7 +147,7 @@ def refresh_cluster(cluster: Cluster) -> None:
     # Lock the row first: two nodes finishing at once would each read the other as still
     # provisioning (READ COMMITTED) and leave the cluster provisioning for ever. NO KEY
     # lets event inserts (FOR KEY SHARE on the cluster) go on meanwhile.
-    Cluster.objects.select_for_update(no_key=True).filter(pk=cluster.pk).values_list("pk").get()
+    lock_cluster(cluster.pk)
     cluster.refresh_from_db(fields=["status", "ready_at", "created_at"])
     if cluster.status in CLUSTER_GONE:
         return

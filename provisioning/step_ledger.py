@@ -1,11 +1,11 @@
-"""A node's steps moving on (started, done): one read and at most three writes for any
-number of moves, so a guest's batch of reports costs what one report does.
+"""A node's steps moving on (started, done): the cluster's lock, one read and at most three
+writes for any number of moves, so a guest's batch of reports costs what one report does.
 
-The read takes the node's step rows with the node and its cluster, the cluster row locked
-until commit (its events are written one writer at a time, observability.events) and the
-cluster's step counts for the progress figure. Every writer of the step times comes
-through here, so under that lock what was read is what is there: a repeated move is seen
-as one and changes nothing.
+The cluster's row is locked first, until commit (its events are written one writer at a
+time, observability.events; pipeline.lock_cluster says why first); the read then takes
+the node's step rows with the node and its cluster, and the cluster's step counts for the
+progress figure. Every writer of the step times comes through here, so under that lock
+what was read is what is there: a repeated move is seen as one and changes nothing.
 """
 
 from collections.abc import Sequence
@@ -29,7 +29,7 @@ from django.utils import timezone
 from observability import events
 from observability.models import EventState
 from provisioning import steps
-from provisioning.models import Node, NodeStep
+from provisioning.models import Cluster, Node, NodeStep
 from provisioning.states import NODE_ACTIVE
 
 STARTED, DONE = "started", "done"
@@ -60,12 +60,19 @@ class Ledger:
 
 
 def read(**node: Any) -> Ledger | None:
-    """The ledger of the node matching `node` (Node field lookups), in one query; None
-    when there is no such node. Call it inside the transaction that moves the steps."""
+    """The ledger of the node matching `node` (Node field lookups); None when there is no
+    such node. Call it inside the transaction that moves the steps.
+
+    Two queries: the cluster's row locked first, then what is read, in a statement of its
+    own, so it is what the writers before it committed (a row read in the statement that
+    waited for the lock would be as it was before the wait)."""
+    lookup = {f"nodes__{name}": value for name, value in node.items()}
+    locked = Cluster.objects.filter(**lookup).select_for_update(no_key=True).values_list("pk")
+    if not list(locked):
+        return None
     found = list(
         NodeStep.objects.filter(**{f"node__{name}": value for name, value in node.items()})
         .select_related("node__cluster")
-        .select_for_update(no_key=True, of=("node__cluster",))
         .annotate(cluster_total=_cluster_steps(done=False), cluster_done=_cluster_steps(done=True))
         .order_by("id")
     )

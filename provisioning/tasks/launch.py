@@ -200,6 +200,7 @@ def report_silent_guest(node_id: int) -> None:
         tail = f"no console log: {error.message}"
     first = FIRST_GUEST_STEP
     with transaction.atomic():
+        pipeline.lock_cluster(node.cluster_id)
         Node.objects.filter(pk=node_id, status__in=NODE_LAUNCHING).update(
             console_tail=tail, step=first
         )

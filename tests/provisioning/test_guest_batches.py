@@ -62,7 +62,7 @@ def step_events(node: Node) -> list[str]:
     )
 
 
-def test_a_batch_applies_in_order_in_one_transaction_of_four_queries(booted) -> None:
+def test_a_batch_applies_in_order_in_one_transaction_of_five_queries(booted) -> None:
     server = booted[0]
     connection.ensure_connection()
     assert report(server, "cloud_init", "started").status_code == 200
@@ -75,9 +75,9 @@ def test_a_batch_applies_in_order_in_one_transaction_of_four_queries(booted) -> 
         "state": "started",
         "reports": 2,
     }
-    # The read (steps, node and cluster locked, with the cluster's step counts), then one
-    # write to each of the step times, the node, the event log: 2 queries a report.
-    assert len(seen["queries"]) == 4, seen["queries"]
+    # The cluster's lock, the read (steps, node and cluster, with the cluster's step
+    # counts), then one write to each of the step times, the node, the event log.
+    assert len(seen["queries"]) == 5, seen["queries"]
     assert not any("SAVEPOINT" in sql for sql in seen["queries"])
     assert seen["commits"] == 1
     assert times(server)["cloud_init"] == (True, True)
@@ -89,12 +89,12 @@ def test_a_batch_applies_in_order_in_one_transaction_of_four_queries(booted) -> 
     ]
 
 
-def test_a_lone_report_costs_the_same_four_queries(booted) -> None:
+def test_a_lone_report_costs_the_same_five_queries(booted) -> None:
     server = booted[0]
     connection.ensure_connection()
     with counted() as seen:
         assert report(server, "cloud_init", "started").status_code == 200
-    assert len(seen["queries"]) == 4 and seen["commits"] == 1
+    assert len(seen["queries"]) == 5 and seen["commits"] == 1
 
 
 def test_a_repeated_batch_changes_nothing_and_writes_nothing(booted) -> None:
@@ -106,7 +106,7 @@ def test_a_repeated_batch_changes_nothing_and_writes_nothing(booted) -> None:
     with counted() as seen:
         assert send(server, *batch).status_code == 200
     assert step_events(server) == before
-    assert len(seen["queries"]) == 1  # the read only
+    assert len(seen["queries"]) == 2  # the lock and the read only
 
 
 def test_the_whole_launch_in_one_batch_makes_the_node_running(booted) -> None:

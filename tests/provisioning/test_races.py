@@ -2,12 +2,15 @@
 
 import contextlib
 import threading
+from typing import Any
 
 import pytest
 from django.db import connection, connections, transaction
+from django.test import Client
 from django.utils import timezone
 
-from provisioning import pipeline
+from observability.models import Event
+from provisioning import guest_seed, pipeline, step_ledger
 from provisioning.models import Cluster, Node
 from provisioning.states import NodeStatus, transition
 
@@ -57,3 +60,90 @@ def test_last_two_nodes_ready_at_once_leave_the_cluster_running(
         thread.join()
     assert not errors, errors
     assert Cluster.objects.get().status == "running"
+
+
+def test_a_node_failing_while_its_guest_reports_never_deadlocks(
+    demo_cloud, alice, acme, api_for, settings, monkeypatch
+) -> None:
+    """The reaper fails a node while its guest's report arrives: both take the cluster's
+    row before the node's (pipeline.lock_cluster), so one waits for the other instead of
+    each holding what the other needs (a deadlock PostgreSQL would break with an error)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs concurrent writers (PostgreSQL; CI runs it); SQLite serialises them")
+    settings.GUEST_SIMULATOR = False
+    api_for(alice, acme).post("/api/v1/clusters", GOOD, format="json")
+    server = Node.objects.get(is_server=True)
+    failing_holds_the_node = threading.Event()
+    real_transition = pipeline.transition
+    errors: list[BaseException] = []
+
+    def slow_transition(obj: object, *args: object, **kwargs: object) -> bool:
+        moved = real_transition(obj, *args, **kwargs)  # type: ignore[arg-type]
+        if threading.current_thread().name == "reaper":
+            failing_holds_the_node.set()
+            threading.Event().wait(0.5)  # the report arrives meanwhile
+        return moved
+
+    monkeypatch.setattr(pipeline, "transition", slow_transition)
+
+    def reap() -> None:
+        try:
+            with transaction.atomic():
+                pipeline.fail_node(server, "cloud_init", "step_timeout", "No progress.")
+        except BaseException as error:  # reported by the assertion below
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    reaper = threading.Thread(target=reap, name="reaper")
+    reaper.start()
+    failing_holds_the_node.wait(timeout=10)
+    reply = report_of(server, "cloud_init", "started")
+    reaper.join()
+    assert not errors, errors
+    assert reply.status_code == 400 and reply.json()["code"] == "illegal_report"  # it failed
+    assert Node.objects.get(pk=server.pk).status == NodeStatus.FAILED
+
+
+def report_of(node: Node, step: str, state: str) -> Any:
+    payload = {"token": guest_seed.node_token(node), "step": step, "state": state}
+    return Client().post("/api/v1/guest/phone-home", payload, content_type="application/json")
+
+
+def test_the_same_report_twice_at_once_writes_its_event_once(
+    demo_cloud, alice, acme, api_for, settings, monkeypatch
+) -> None:
+    """A guest's retry arrives while its first try still holds the cluster's lock: the
+    second reads what the first committed, so the step's event is written once."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs concurrent writers (PostgreSQL; CI runs it); SQLite serialises them")
+    settings.GUEST_SIMULATOR = False
+    api_for(alice, acme).post("/api/v1/clusters", GOOD, format="json")
+    server = Node.objects.get(is_server=True)
+    first_moved = threading.Event()
+    real_move = step_ledger.move
+
+    def slow_move(*args: Any, **kwargs: Any) -> int:
+        moved = real_move(*args, **kwargs)
+        if threading.current_thread().name == "first":
+            first_moved.set()
+            threading.Event().wait(0.5)  # the retry arrives before this commits
+        return moved
+
+    monkeypatch.setattr(step_ledger, "move", slow_move)
+    replies: list[int] = []
+
+    def first() -> None:
+        try:
+            replies.append(report_of(server, "cloud_init", "started").status_code)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=first, name="first")
+    thread.start()
+    first_moved.wait(timeout=10)
+    again = report_of(server, "cloud_init", "started")
+    thread.join()
+    assert replies == [200] and again.status_code == 200
+    started = Event.objects.filter(node=server.name, step="cloud_init", state="started")
+    assert started.count() == 1
