@@ -87,9 +87,9 @@ def read(**node: Any) -> Ledger | None:
     )
 
 
-def move(ledger: Ledger, moves: Sequence[tuple[str, str]], now: datetime | None = None) -> int:
+def move(ledger: Ledger, moves: Sequence[tuple[str, str]], now: datetime | None = None) -> None:
     """Apply `moves` ((step, started|done), in order) and write their events; a move
-    already made is skipped. Returns how many moves changed something."""
+    already made is skipped."""
     now = now or timezone.now()
     node = ledger.node
     changed: dict[str, NodeStep] = {}
@@ -118,7 +118,7 @@ def move(ledger: Ledger, moves: Sequence[tuple[str, str]], now: datetime | None 
             )
         )
     if not changed:
-        return 0
+        return
     by_step = {name: Q(step=name) for name in changed}
     NodeStep.objects.filter(node=node, step__in=changed).update(
         started_at=Case(
@@ -137,4 +137,3 @@ def move(ledger: Ledger, moves: Sequence[tuple[str, str]], now: datetime | None 
         touched["step"] = node.step = current
     Node.objects.filter(pk=node.pk).update(**touched)
     events.append(node.cluster, entries)
-    return len(entries)
