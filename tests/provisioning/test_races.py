@@ -2,6 +2,7 @@
 
 import contextlib
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -62,47 +63,55 @@ def test_last_two_nodes_ready_at_once_leave_the_cluster_running(
     assert Cluster.objects.get().status == "running"
 
 
-def test_a_node_failing_while_its_guest_reports_never_deadlocks(
-    demo_cloud, alice, acme, api_for, settings, monkeypatch
-) -> None:
-    """The reaper fails a node while its guest's report arrives: both take the cluster's
-    row before the node's (pipeline.lock_cluster), so one waits for the other instead of
-    each holding what the other needs (a deadlock PostgreSQL would break with an error)."""
+@pytest.fixture
+def waiting_server(demo_cloud, alice, acme, api_for, settings) -> Node:
+    """The server node of a launch whose guests have said nothing yet (PostgreSQL only)."""
     if connection.vendor != "postgresql":
         pytest.skip("needs concurrent writers (PostgreSQL; CI runs it); SQLite serialises them")
     settings.GUEST_SIMULATOR = False
     api_for(alice, acme).post("/api/v1/clusters", GOOD, format="json")
-    server = Node.objects.get(is_server=True)
-    failing_holds_the_node = threading.Event()
-    real_transition = pipeline.transition
+    return Node.objects.get(is_server=True)
+
+
+def held_after(
+    monkeypatch: pytest.MonkeyPatch, owner: object, name: str, thread: str
+) -> threading.Event:
+    """Patch `owner.name` so that in the thread called `thread` it returns only 0.5 s after
+    it ran, its transaction still open; the event is set when it has run."""
+    ran = threading.Event()
+    real = getattr(owner, name)
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        if threading.current_thread().name == thread:
+            ran.set()
+            threading.Event().wait(0.5)  # the other writer arrives meanwhile
+        return result
+
+    monkeypatch.setattr(owner, name, held)
+    return ran
+
+
+def report_while(work: Callable[[], Any], thread: str, ran: threading.Event, node: Node) -> Any:
+    """Run `work` in a thread called `thread`; once `ran` is set (held_after), the node's
+    guest reports cloud_init started. The reply; what `work` raised fails the test."""
     errors: list[BaseException] = []
 
-    def slow_transition(obj: object, *args: object, **kwargs: object) -> bool:
-        moved = real_transition(obj, *args, **kwargs)  # type: ignore[arg-type]
-        if threading.current_thread().name == "reaper":
-            failing_holds_the_node.set()
-            threading.Event().wait(0.5)  # the report arrives meanwhile
-        return moved
-
-    monkeypatch.setattr(pipeline, "transition", slow_transition)
-
-    def reap() -> None:
+    def run() -> None:
         try:
-            with transaction.atomic():
-                pipeline.fail_node(server, "cloud_init", "step_timeout", "No progress.")
+            work()
         except BaseException as error:  # reported by the assertion below
             errors.append(error)
         finally:
             connections.close_all()
 
-    reaper = threading.Thread(target=reap, name="reaper")
-    reaper.start()
-    failing_holds_the_node.wait(timeout=10)
-    reply = report_of(server, "cloud_init", "started")
-    reaper.join()
+    worker = threading.Thread(target=run, name=thread)
+    worker.start()
+    ran.wait(timeout=10)
+    reply = report_of(node, "cloud_init", "started")
+    worker.join()
     assert not errors, errors
-    assert reply.status_code == 400 and reply.json()["code"] == "illegal_report"  # it failed
-    assert Node.objects.get(pk=server.pk).status == NodeStatus.FAILED
+    return reply
 
 
 def report_of(node: Node, step: str, state: str) -> Any:
@@ -110,40 +119,37 @@ def report_of(node: Node, step: str, state: str) -> Any:
     return Client().post("/api/v1/guest/phone-home", payload, content_type="application/json")
 
 
+def test_a_node_failing_while_its_guest_reports_never_deadlocks(
+    waiting_server: Node, monkeypatch
+) -> None:
+    """The reaper fails a node while its guest's report arrives: both take the cluster's
+    row before the node's (pipeline.lock_cluster), so one waits for the other instead of
+    each holding what the other needs (a deadlock PostgreSQL would break with an error)."""
+    server = waiting_server
+    failing_holds_the_node = held_after(monkeypatch, pipeline, "transition", "reaper")
+
+    def reap() -> None:
+        with transaction.atomic():
+            pipeline.fail_node(server, "cloud_init", "step_timeout", "No progress.")
+
+    reply = report_while(reap, "reaper", failing_holds_the_node, server)
+    assert reply.status_code == 400 and reply.json()["code"] == "illegal_report"  # it failed
+    assert Node.objects.get(pk=server.pk).status == NodeStatus.FAILED
+
+
 def test_the_same_report_twice_at_once_writes_its_event_once(
-    demo_cloud, alice, acme, api_for, settings, monkeypatch
+    waiting_server: Node, monkeypatch
 ) -> None:
     """A guest's retry arrives while its first try still holds the cluster's lock: the
     second reads what the first committed, so the step's event is written once."""
-    if connection.vendor != "postgresql":
-        pytest.skip("needs concurrent writers (PostgreSQL; CI runs it); SQLite serialises them")
-    settings.GUEST_SIMULATOR = False
-    api_for(alice, acme).post("/api/v1/clusters", GOOD, format="json")
-    server = Node.objects.get(is_server=True)
-    first_moved = threading.Event()
-    real_move = step_ledger.move
-
-    def slow_move(*args: Any, **kwargs: Any) -> int:
-        moved = real_move(*args, **kwargs)
-        if threading.current_thread().name == "first":
-            first_moved.set()
-            threading.Event().wait(0.5)  # the retry arrives before this commits
-        return moved
-
-    monkeypatch.setattr(step_ledger, "move", slow_move)
+    server = waiting_server
+    first_moved = held_after(monkeypatch, step_ledger, "move", "first")
     replies: list[int] = []
 
     def first() -> None:
-        try:
-            replies.append(report_of(server, "cloud_init", "started").status_code)
-        finally:
-            connections.close_all()
+        replies.append(report_of(server, "cloud_init", "started").status_code)
 
-    thread = threading.Thread(target=first, name="first")
-    thread.start()
-    first_moved.wait(timeout=10)
-    again = report_of(server, "cloud_init", "started")
-    thread.join()
+    again = report_while(first, "first", first_moved, server)
     assert replies == [200] and again.status_code == 200
     started = Event.objects.filter(node=server.name, step="cloud_init", state="started")
     assert started.count() == 1
