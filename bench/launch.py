@@ -36,6 +36,8 @@ from typing import Any
 import _portal as portal
 from _django import percentile
 
+from portal.management.commands.serve import default_web_workers
+
 STEPS = ("import_image", "start_vm", "cloud_init", "fetch_deps", "launch_k3s")
 POLL_SECONDS = 1.0  # the bench watching for the end; ready_at gives the times
 WARM_UPS = 4  # 1-node launches per web process before the measured batch
@@ -207,6 +209,7 @@ def sampler(out: Path) -> list[str]:
         "--rate",
         "50",
         "--subprocesses",  # uvicorn's worker processes too
+        "--gil",  # only the thread holding the GIL: Python's CPU, not waits on PostgreSQL
         "--output",
         str(out),
         "--",
@@ -436,7 +439,12 @@ def main() -> None:
     parser.add_argument("--clusters", type=int, default=10)
     parser.add_argument("--nodes", type=int, default=3, help="nodes per cluster")
     parser.add_argument("--concurrency", type=int, default=8, help="worker threads")
-    parser.add_argument("--web-workers", type=int, default=1, help="uvicorn processes")
+    parser.add_argument(
+        "--web-workers",
+        type=int,
+        default=default_web_workers(),
+        help="uvicorn processes (default: as manage.py serve starts them)",
+    )
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--profile", type=Path, help="directory for py-spy samples")
     parser.add_argument(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from portal.management.commands import serve
 from tests import portal_process
 
 
@@ -75,3 +76,14 @@ def test_serve_outlives_the_script_that_started_it_unless_asked(
                 if not _alive(pid):
                     break
                 time.sleep(0.5)
+
+
+@pytest.mark.parametrize(
+    ("setting", "cores", "expected"), [("", 1, 1), ("", 2, 2), ("", 16, 4), ("3", 16, 3)]
+)
+def test_serve_starts_a_web_process_per_core_up_to_four_unless_told(
+    monkeypatch: pytest.MonkeyPatch, setting: str, cores: int, expected: int
+) -> None:
+    monkeypatch.setenv("WEB_WORKERS", setting)
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    assert serve.default_web_workers() == expected

@@ -18,6 +18,12 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 
+def default_web_workers() -> int:
+    """WEB_WORKERS, or one web process per core up to four: each runs sync views on one
+    thread, so a single process leaves the other cores to the worker alone."""
+    return int(os.environ.get("WEB_WORKERS") or min(4, os.cpu_count() or 1))
+
+
 def web_command(host: str, port: int, workers: int = 1) -> list[str]:
     """The ASGI server. Django runs sync views on one thread per process, so more web
     processes (`--web-workers`, WEB_WORKERS) are how the web tier uses more cores."""
@@ -50,9 +56,7 @@ class Command(BaseCommand):
             action="store_true",
             help="stop when the process that started this one exits (make run)",
         )
-        parser.add_argument(
-            "--web-workers", type=int, default=int(os.environ.get("WEB_WORKERS", "1"))
-        )
+        parser.add_argument("--web-workers", type=int, default=default_web_workers())
 
     def handle(self, *args: Any, **options: Any) -> None:
         # Before the children start, so web and worker read the same keys (embedded mode).
