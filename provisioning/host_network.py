@@ -9,12 +9,14 @@ other processes and on other machines, ends with the transaction (or a dead conn
 on SQLite the IMMEDIATE transaction it runs in already serialises every writer.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from networking import ipam, rules
 from networking.models import Firewall, FirewallRollout, HostNetworkLock, Network
@@ -41,16 +43,22 @@ from provisioning.states import NODE_GONE
 def locked(network: Network, hypervisor: Hypervisor) -> Iterator[None]:
     """Hold the (network, hypervisor) lock row for the block: one worker at a time changes
     that network on that host."""
-    HostNetworkLock.objects.get_or_create(network=network, hypervisor=hypervisor)
+    lock = (
+        HostNetworkLock.objects.select_for_update()
+        .filter(network=network, hypervisor=hypervisor)
+        .values_list("pk")
+    )
     with transaction.atomic():
-        HostNetworkLock.objects.select_for_update().filter(
-            network=network, hypervisor=hypervisor
-        ).values_list("pk").get()
+        if not list(lock):  # the pair's first change: its row, then its lock
+            HostNetworkLock.objects.get_or_create(network=network, hypervisor=hypervisor)
+            lock.get()
         yield
 
 
 def live_nodes() -> QuerySet[Node]:
-    return Node.objects.exclude(status__in=NODE_GONE)
+    """With what a network's DHCP leases read (network_spec); counts and subqueries of it
+    join nothing."""
+    return Node.objects.exclude(status__in=NODE_GONE).select_related("cluster", "port")
 
 
 def peer_hosts(network: Network, hypervisor: Hypervisor) -> QuerySet[Hypervisor]:
@@ -60,13 +68,11 @@ def peer_hosts(network: Network, hypervisor: Hypervisor) -> QuerySet[Hypervisor]
 
 
 def network_spec(
-    network: Network, nodes: QuerySet[Node], hypervisor: Hypervisor | None = None
+    network: Network, nodes: Iterable[Node], hypervisor: Hypervisor | None = None
 ) -> NetworkSpec:
-    """The network on `hypervisor`, with one static lease per node given that holds an
-    address, and the segment's peers."""
-    addressed = [
-        n for n in nodes.filter(port__isnull=False).select_related("cluster", "port") if n.port
-    ]
+    """The network on `hypervisor`, with one static lease per node given (as live_nodes()
+    loads them) that holds an address, and the segment's peers."""
+    addressed = [n for n in nodes if n.port_id is not None and n.port is not None]
     hosts = [
         DhcpHost(
             mac=n.port.mac,
@@ -93,7 +99,11 @@ def network_spec(
         underlay=hypervisor.underlay_address if hypervisor else None,
         peers=tuple(
             sorted(
-                h.underlay_address for h in peer_hosts(network, hypervisor) if h.underlay_address
+                address
+                for address in peer_hosts(network, hypervisor).values_list(
+                    "underlay_address", flat=True
+                )
+                if address
             )
             if hypervisor
             else ()
@@ -135,16 +145,24 @@ def _apply_firewall(firewall: Firewall, hypervisor: Hypervisor, driver: Hypervis
     enforced = driver.capabilities.enforces_firewalls
     if enforced:
         driver.ensure_nwfilter(nwfilter_spec(firewall))
-    FirewallRollout.objects.update_or_create(
-        firewall=firewall,
-        hypervisor=hypervisor,
-        defaults={
-            "revision": firewall.revision,
-            "enforced": enforced,
-            "reason": "" if enforced else not_enforced_reason(driver),
-        },
+    _record_rollout(
+        firewall,
+        hypervisor,
+        revision=firewall.revision,
+        enforced=enforced,
+        reason="" if enforced else not_enforced_reason(driver),
     )
     return enforced
+
+
+def _record_rollout(firewall: Firewall, hypervisor: Hypervisor, **values: Any) -> None:
+    """One UPDATE when the host has a rollout row (every node after a host's first);
+    update_or_create, which also settles a concurrent first insert, when it has none."""
+    mine = FirewallRollout.objects.filter(firewall=firewall, hypervisor=hypervisor)
+    if not mine.update(**values, updated_at=timezone.now()):
+        FirewallRollout.objects.update_or_create(
+            firewall=firewall, hypervisor=hypervisor, defaults=values
+        )
 
 
 def attach(node: Node, driver: HypervisorDriver) -> NicSpec:
@@ -155,8 +173,8 @@ def attach(node: Node, driver: HypervisorDriver) -> NicSpec:
         raise PermanentDriverError("invalid_config", f"{node.name} has no host or no address")
     network = node.cluster.network
     with locked(network, hypervisor):
-        on_host = live_nodes().filter(cluster__network=network, hypervisor=hypervisor)
-        if not on_host.exclude(pk=node.pk).exists():
+        on_host = list(live_nodes().filter(cluster__network=network, hypervisor=hypervisor))
+        if all(n.pk == node.pk for n in on_host):
             _tell_peers(network, hypervisor)  # a new host in the segment
         api_forwards.allocate(node)
         driver.ensure_network(network_spec(network, on_host, hypervisor))
@@ -248,14 +266,12 @@ def roll_out(firewall: Firewall) -> None:
         except PermanentDriverError as err:
             message, state = f"failed on {hypervisor.name}: {err.message}", EventState.FAILED
             # Revision 0: the next rollout tries this host again.
-            FirewallRollout.objects.update_or_create(
-                firewall=firewall,
-                hypervisor=hypervisor,
-                defaults={
-                    "revision": 0,
-                    "enforced": False,
-                    "reason": f"failed: {err.message}"[:300],
-                },
+            _record_rollout(
+                firewall,
+                hypervisor,
+                revision=0,
+                enforced=False,
+                reason=f"failed: {err.message}"[:300],
             )
         else:
             reason = not_enforced_reason(driver)

@@ -2,6 +2,7 @@
 and removed with the last, static leases, and the firewall honestly "not enforced"."""
 
 import pytest
+from pytest_django import DjangoAssertNumQueries
 
 from networking import services
 from networking.models import FirewallRollout, Network
@@ -163,3 +164,27 @@ def test_not_enforced_reason_only_blames_the_test_driver(uri: str) -> None:
     real = Real()
     real.uri = uri  # type: ignore[attr-defined]
     assert "test driver" not in host_network.not_enforced_reason(real)  # type: ignore[arg-type]
+
+
+def test_a_node_joining_its_network_on_a_host_costs_few_queries(
+    acme_net: Network,
+    make_cluster: MakeCluster,
+    hypervisors: list[Hypervisor],
+    django_assert_num_queries: DjangoAssertNumQueries,
+) -> None:
+    """Every node of a launch attaches: once the host has the network and the firewall,
+    the lock, the nodes there, the peers, the firewall and its rollout (and the savepoint
+    the lock's block takes inside the test's transaction)."""
+    hv1 = hypervisors[0]
+    first, second = make_cluster(acme_net, [hv1, hv1]).nodes.order_by("id")
+    host_network.attach(first, get_driver(hv1.uri))
+    second = Node.objects.select_related("hypervisor", "port", "cluster__network").get(pk=second.pk)
+    with django_assert_num_queries(7):
+        host_network.attach(second, get_driver(hv1.uri))
+    assert [h.name for h in defined(hv1, acme_net).dhcp_hosts] == [  # type: ignore[union-attr]
+        first.domain_name,
+        second.domain_name,
+    ]
+    assert (
+        FirewallRollout.objects.get(hypervisor=hv1).revision == default_firewall(acme_net).revision
+    )
