@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from networking.models import Network, Port
 from portal.models import AuditEntry, Organisation, Quota
-from provisioning.models import Cluster, Hypervisor, IssuedCredential, Node
+from provisioning.models import Cluster, Hypervisor, IssuedCredential, Node, NodeStep
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guest_over_client")]
 
@@ -203,8 +203,22 @@ def test_detail_runs_constant_queries(
     six = [{"name": "workers", "size": "small", "count": 6}]
     large = client.post("/api/v1/clusters", {**GOOD, "name": "b", "pools": six}, format="json")
     for created in (small, large.json()["id"]):
-        with django_assert_num_queries(6):
+        with django_assert_num_queries(6) as read:
             assert client.get(f"/api/v1/clusters/{created}").json()["status"] == "running"
+        # Only what it shows: never the cluster's CA keys or join token, nor a host's columns.
+        sql = " ".join(query["sql"] for query in read.captured_queries)
+        for unread in ("server_ca_key_encrypted", "join_token_encrypted", '"uri"', "token_digest"):
+            assert unread not in sql
+    # Mid-launch the estimate reads every node's pool and steps: still nothing per node
+    # (one query more: the steps' medians, read at most once per ten seconds).
+    Node.objects.filter(cluster__uuid=large.json()["id"]).update(status="provisioning")
+    NodeStep.objects.filter(node__cluster__uuid=large.json()["id"], step="launch_k3s").update(
+        started_at=None, finished_at=None
+    )
+    with django_assert_num_queries(7):
+        assert (
+            client.get(f"/api/v1/clusters/{large.json()['id']}").json()["eta_seconds"] is not None
+        )
 
 
 def test_two_organisations_same_default_cidr_distinct_segments(
