@@ -138,9 +138,10 @@ def web(port: int, *wrapper: str, workers: int = 1) -> subprocess.Popen[bytes]:
     return start("web", *wrapper, *web_command("127.0.0.1", port, workers))
 
 
-def worker(concurrency: int, *wrapper: str) -> subprocess.Popen[bytes]:
-    """A Celery worker with beat, threads pool, as `manage.py serve` starts it."""
-    return start("worker", *wrapper, *worker_command(concurrency))
+def worker(concurrency: int, *wrapper: str, queue: str = "") -> subprocess.Popen[bytes]:
+    """A Celery worker with beat, threads pool, as `manage.py serve` starts it; with `queue`,
+    a worker of that queue alone (logging to DATA_DIR/<queue>.log)."""
+    return start(queue or "worker", *wrapper, *worker_command(concurrency, queue=queue))
 
 
 def stop(*children: subprocess.Popen[bytes]) -> None:

@@ -304,6 +304,8 @@ INVENTORY_SYNC_SECONDS = env.float("INVENTORY_SYNC_SECONDS", 10)
 # Domains on libvirt's test driver boot no guest, so a simulator plays their guests and
 # phones home over HTTP like a real one; real hosts are never simulated.
 GUEST_SIMULATOR = env.bool("CLOUD_GUEST_SIMULATOR", True)
+# The simulator's own queue ("": the default): the launch bench gives it a worker of its own.
+GUEST_SIM_QUEUE = env.str("GUEST_SIM_QUEUE", "")
 # Multiplies the simulated guest's realistic step durations (0 = instant).
 GUEST_SIM_SCALE = env.float("CLOUD_GUEST_SIM_SCALE", 0.3)
 # "step:probability,..." injects failures at any of the five steps (tests and demos).

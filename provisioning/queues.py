@@ -3,7 +3,7 @@ tasks that call its libvirt, the default queue for everything else.
 
 Celery asks `route()` for every message it sends (CELERY_TASK_ROUTES), retries included.
 With HOST_QUEUES off (embedded mode) everything stays on the default queue, where the one
-worker of `manage.py serve` takes it.
+worker of `manage.py serve` takes it; GUEST_SIM_QUEUE, when set, takes the simulator's.
 """
 
 from typing import Any
@@ -20,6 +20,8 @@ BY_NODE = {
     "provisioning.delete_node",
     "provisioning.report_silent_guest",  # reads the console log on the host
 }
+# The guest simulator's tasks (GUEST_SIM_QUEUE): what guests do, not the control plane.
+SIMULATOR = {"provisioning.simulate_guest", "provisioning.simulate_heartbeats"}
 BY_HOST = {
     "provisioning.sync_hypervisor",
     "provisioning.reconcile_hypervisor",
@@ -43,6 +45,8 @@ def host_of(task: str, args: tuple[Any, ...] | list[Any]) -> str | None:
 
 
 def route(name: str, args: Any, kwargs: Any, options: Any, **extra: Any) -> dict[str, str] | None:
+    if name in SIMULATOR and settings.GUEST_SIM_QUEUE:
+        return {"queue": settings.GUEST_SIM_QUEUE}
     if not settings.HOST_QUEUES:
         return None
     host = host_of(name, args or ())

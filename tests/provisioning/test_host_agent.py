@@ -92,6 +92,21 @@ def test_embedded_mode_keeps_everything_on_the_default_queue(
     assert queue_of("provisioning.sync_hypervisor", host.pk) == queues.DEFAULT
 
 
+@pytest.mark.parametrize("host_queues", [False, True])
+def test_the_simulators_tasks_go_to_its_queue_when_it_has_one(
+    settings: Any, host_queues: bool, region: Region, sized_host: MakeSizedHost, small: NodeSize
+) -> None:
+    settings.HOST_QUEUES = host_queues
+    node = make_cluster_node(sized_host("hv-7", 8, 16384, region), small)
+    simulator = ("provisioning.simulate_guest", "provisioning.simulate_heartbeats")
+    for name in simulator:
+        assert queue_of(name, node.pk, 0) == queues.DEFAULT, name  # as any central task
+    settings.GUEST_SIM_QUEUE = "guests"
+    for name in simulator:
+        assert queue_of(name, node.pk, 0) == "guests", name
+    assert queue_of("provisioning.launch_cluster", node.cluster_id) == queues.DEFAULT
+
+
 def test_the_ping_stamps_every_hosts_agent(region: Region, sized_host: MakeSizedHost) -> None:
     hosts = [sized_host(name, 8, 16384, region) for name in ("a", "b")]
     before = timezone.now()

@@ -34,11 +34,13 @@ def web_command(host: str, port: int, workers: int = 1) -> list[str]:
     ]  # fmt: skip
 
 
-def worker_command(concurrency: int) -> list[str]:
+def worker_command(concurrency: int, *, queue: str = "") -> list[str]:
     """One Celery worker process with threads, and beat: the libvirt test driver keeps its
-    state in the process holding the connection, and threads suit I/O-bound libvirt calls."""
+    state in the process holding the connection, and threads suit I/O-bound libvirt calls.
+    With `queue`, a worker of that queue only, without beat."""
     return [
-        sys.executable, "-m", "celery", "-A", "cloud", "worker", "--beat",
+        sys.executable, "-m", "celery", "-A", "cloud", "worker",
+        *(("--queues", queue) if queue else ("--beat",)),
         "--pool", "threads", "--concurrency", str(concurrency),
         "--loglevel", "INFO", "--without-mingle", "--without-gossip",
     ]  # fmt: skip
