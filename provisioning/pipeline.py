@@ -245,6 +245,7 @@ def load(node_id: int) -> Node | None:
             "cluster__firewall",
             "pool__size",
             "hypervisor",
+            "k3s_version",  # Node.version
         )
         .filter(pk=node_id)
         .first()

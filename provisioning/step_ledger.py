@@ -33,6 +33,16 @@ from provisioning.models import Cluster, Node, NodeStep
 from provisioning.states import NODE_ACTIVE
 
 STARTED, DONE = "started", "done"
+# What no mover of steps reads, and the widest columns: the cluster's CA material and join
+# token (decrypted on every load) and a failed guest's console lines.
+UNREAD = (
+    "node__cluster__server_ca_cert",
+    "node__cluster__server_ca_key",
+    "node__cluster__client_ca_cert",
+    "node__cluster__client_ca_key",
+    "node__cluster__join_token",
+    "node__console_tail",
+)
 
 
 def _cluster_steps(*, done: bool) -> Subquery:
@@ -73,6 +83,7 @@ def read(**node: Any) -> Ledger | None:
     found = list(
         NodeStep.objects.filter(**{f"node__{name}": value for name, value in node.items()})
         .select_related("node__cluster")
+        .defer(*UNREAD)
         .annotate(cluster_total=_cluster_steps(done=False), cluster_done=_cluster_steps(done=True))
         .order_by("id")
     )

@@ -79,6 +79,8 @@ def test_a_batch_applies_in_order_in_one_transaction_of_five_queries(booted) -> 
     # counts), then one write to each of the step times, the node, the event log.
     assert len(seen["queries"]) == 5, seen["queries"]
     assert not any("SAVEPOINT" in sql for sql in seen["queries"])
+    # Nor does it load (and decrypt) the cluster's CA keys and join token.
+    assert not any("_encrypted" in sql for sql in seen["queries"])
     assert seen["commits"] == 1
     assert times(server)["cloud_init"] == (True, True)
     assert times(server)["fetch_deps"] == (True, False)

@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 from networking.models import Port
 from observability.models import Event
 from portal.models import Organisation
-from provisioning import steps
+from provisioning import pipeline, steps
 from provisioning.drivers import get_driver
 from provisioning.models import Cluster, Hypervisor, Node, NodeStep, Region
 
@@ -143,3 +143,20 @@ def test_retry_after_a_fault(demo_cloud, alice, acme, api_for, settings) -> None
     cluster = client.get(f"/api/v1/clusters/{created['id']}").json()
     assert cluster["status"] == "running"
     assert all(n["error"] is None for n in cluster["nodes"])
+
+
+def test_a_worker_loads_a_node_with_what_its_steps_read(
+    demo_cloud: Region, alice: User, acme: Organisation, api_for: Any, django_assert_num_queries
+) -> None:
+    created = launch(api_for(alice, acme), count=1)
+    node_id = Node.objects.filter(cluster__uuid=created["id"]).values_list("pk", flat=True).get()
+    with django_assert_num_queries(1):
+        node = pipeline.load(node_id)
+        assert node is not None
+        # The image import reads the node's version; start_vm its host, pool size, network.
+        assert (node.version.version, node.hypervisor.name, node.pool.size.slug) == (
+            created["k3s_version"],
+            created["nodes"][0]["hypervisor"],
+            "small",
+        )
+        assert node.cluster.network.uuid and node.cluster.firewall.uuid
