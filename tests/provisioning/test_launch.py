@@ -154,6 +154,7 @@ def test_a_worker_loads_a_node_with_what_its_steps_read(
         node = pipeline.load(node_id)
         assert node is not None
         # The image import reads the node's version; start_vm its host, pool size, network.
+        assert node.hypervisor is not None
         assert (node.version.version, node.hypervisor.name, node.pool.size.slug) == (
             created["k3s_version"],
             created["nodes"][0]["hypervisor"],
