@@ -170,3 +170,17 @@ def test_a_retried_node_starts_its_health_afresh(running: Cluster, settings) -> 
     with transaction.atomic():  # as the pipeline's callers hold one (its row locks)
         pipeline.node_ready(Node.objects.get(pk=node.pk), timezone.now())
     assert not NodeHealth.objects.filter(node=node).exists()
+
+
+def test_an_agents_heartbeat_costs_six_queries(
+    running: Cluster, client, settings, django_assert_num_queries
+) -> None:
+    """What every running node costs each interval: the node with what the answer reads,
+    its locked health row, the last sample, the new sample and the history's trim, the
+    verdict, between the transaction's BEGIN and COMMIT."""
+    settings.HEARTBEAT_SECONDS = 0  # keep every sample
+    agent = Node.objects.filter(is_server=False).first()
+    assert agent is not None
+    beat(client, agent)
+    with django_assert_num_queries(6 + 2):
+        assert beat(client, agent).json()["health"] == "healthy"
