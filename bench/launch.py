@@ -15,6 +15,7 @@ and PostgreSQL's and Redis's processes; the guest simulator runs in a worker of 
 clients polling their cluster's GET five times a second. --profile DIR samples web (all
 its processes) and the workers with py-spy (a dev dependency) and prints the top ten
 project functions of each.
+--rounds N repeats the run and prints each run's figures with their medians.
 --observe both runs it twice, logs at WARNING without tracing and then logs at INFO with
 every trace exported over OTLP (to a sink in this process), and prints what logging and
 tracing cost (goal <= 10 %).
@@ -362,6 +363,26 @@ def measure(args: argparse.Namespace, observed: bool) -> dict[str, Any]:
     }
 
 
+def control_ms(shown: dict[str, Any], count: int) -> float:
+    """CPU per node of the control plane: every process but the simulated guests."""
+    spent = sum(s for n, s in shown["cpu"].items() if n not in ("whole machine", GUESTS))
+    return 1000 * spent / count
+
+
+def summarise(args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:
+    """Each run's throughput and control-plane CPU per node, and their medians: one run
+    moves by a quarter on this machine."""
+    count = args.clusters * args.nodes
+    rates = [count / shown["total"] for shown in runs]
+    spent = [control_ms(shown, count) for shown in runs]
+    gets = [shown["get_ms"]["web"] for shown in runs]
+    print(
+        f"{len(runs)} runs: nodes/s {', '.join(f'{r:.1f}' for r in rates)} (median "
+        f"{median(rates):.1f}); control-plane CPU per node {', '.join(f'{c:.0f}' for c in spent)}"
+        f" ms (median {median(spent):.0f}); detail GET web CPU median {median(gets):.1f} ms"
+    )
+
+
 def report(args: argparse.Namespace, shown: dict[str, Any], observed: bool) -> None:
     count = args.clusters * args.nodes
     goal = 20 if args.mode == "services" else 5
@@ -391,9 +412,8 @@ def report(args: argparse.Namespace, shown: dict[str, Any], observed: bool) -> N
         " other load counts)"
     )
     control = [n for n in shown["cpu"] if n not in ("whole machine", GUESTS)]
-    services = sum(shown["cpu"][n] for n in control)
     print(
-        f"CPU per node, {' + '.join(control)}: {1000 * services / count:.0f} ms "
+        f"CPU per node, {' + '.join(control)}: {control_ms(shown, count):.0f} ms "
         f"(goal <= 100 ms); the simulated guests: {1000 * shown['cpu'][GUESTS] / count:.0f} ms "
         f"(the VMs' own on real hosts); the whole machine: {1000 * shown['busy'] / count:.0f} ms"
     )
@@ -467,9 +487,11 @@ def main() -> None:
         default="off",
         help="logs at INFO and traces over OTLP (to a local sink); both: off, then on",
     )
-    parser.add_argument("--rounds", type=int, default=1, help="with --observe both: off/on pairs")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="runs, with medians (with --observe both: pairs)"
+    )
     args = parser.parse_args()
-    order = {"off": [False], "on": [True], "both": [False, True] * args.rounds}[args.observe]
+    order = {"off": [False], "on": [True], "both": [False, True]}[args.observe] * args.rounds
     runs: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
     for observed in order:
         runs[observed].append(measure(args, observed))
@@ -477,6 +499,8 @@ def main() -> None:
             report(args, runs[observed][0], observed)
     if args.observe == "both":
         compare(args, runs)
+    elif args.rounds > 1:
+        summarise(args, runs[args.observe == "on"])
 
 
 if __name__ == "__main__":
