@@ -1,13 +1,12 @@
 """How long a launch still needs: medians of recent successful steps, per step and size."""
 
-import time
 from collections import defaultdict
 from datetime import datetime
 from statistics import median
 
 from django.utils import timezone
 
-from provisioning import steps
+from provisioning import recently, steps
 from provisioning.models import Cluster, NodeStep
 from provisioning.states import NODE_LAUNCHING, NodeStatus
 
@@ -15,25 +14,16 @@ RECENT = 50  # finished steps per size and step to take the median of
 DEFAULT_SECONDS = 10.0  # before any history exists
 
 
-# What the medians were, per set of sizes, and when (time.monotonic): every page or
-# client watching a launch asks each second or more, the history moves by the minute.
-_recent: dict[frozenset[int], tuple[float, dict[tuple[int, str], float]]] = {}
 MEDIANS_SECONDS = 10.0
 
 
 def step_medians(size_ids: set[int]) -> dict[tuple[int, str], float]:
     """Median seconds of each step for each size, over recent running nodes (as read at
     most MEDIANS_SECONDS ago, in this process)."""
-    key = frozenset(size_ids)
-    kept = _recent.get(key)
-    if kept is not None and time.monotonic() - kept[0] < MEDIANS_SECONDS:
-        return kept[1]
-    medians = _read_medians(size_ids)
-    _recent[key] = (time.monotonic(), medians)
-    return medians
+    return _recent(frozenset(size_ids))
 
 
-def _read_medians(size_ids: set[int]) -> dict[tuple[int, str], float]:
+def _read_medians(size_ids: frozenset[int]) -> dict[tuple[int, str], float]:
     rows = (
         NodeStep.objects.filter(
             node__pool__size_id__in=size_ids,
@@ -53,6 +43,9 @@ def _read_medians(size_ids: set[int]) -> dict[tuple[int, str], float]:
         if started and finished and len(durations[key]) < RECENT:
             durations[key].append((finished - started).total_seconds())
     return {key: median(values) for key, values in durations.items()}
+
+
+_recent = recently.Kept(MEDIANS_SECONDS, _read_medians)
 
 
 def remaining_seconds(cluster: Cluster, now: datetime | None = None) -> float | None:

@@ -26,7 +26,7 @@ from observability.models import EventState
 from portal import audit
 from portal.actor import Action, Actor
 from portal.errors import Conflict, Invalid
-from provisioning import enqueue, healing, services
+from provisioning import enqueue, healing, recently, services
 from provisioning.models import BaseImage, Cluster, K3sVersion, Node
 from provisioning.states import NODE_GONE, ClusterStatus, NodeStatus, transition
 
@@ -57,11 +57,20 @@ def problem(cluster: Cluster, target: K3sVersion) -> str | None:
     return why
 
 
+def _imaged(region_id: int) -> list[K3sVersion]:
+    return list(K3sVersion.objects.filter(images__region_id=region_id).distinct())
+
+
+# The versions with a base image in a region, as read at most this long ago in this process:
+# a published image is offered within seconds; starting an upgrade checks afresh (problem).
+_offered = recently.Kept(10.0, _imaged)
+
+
 def available(cluster: Cluster) -> list[K3sVersion]:
-    """The versions this cluster may be upgraded to now, newest first (one query: those
-    with a base image in its region)."""
-    imaged = K3sVersion.objects.filter(images__region=cluster.region).distinct()
-    allowed = (v for v in imaged if skew_problem(cluster.k3s_version, v) is None)
+    """The versions this cluster may be upgraded to now, newest first."""
+    allowed = (
+        v for v in _offered(cluster.region_id) if skew_problem(cluster.k3s_version, v) is None
+    )
     return sorted(allowed, key=parsed, reverse=True)
 
 

@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from cloud.celery import app as celery_app
 from portal import organisations, tokens
 from portal.models import Membership, Organisation, Role
-from provisioning import eta
+from provisioning import recently
 from tests import second_factor
 from tests.webhook_receiver import Receiver
 
@@ -42,9 +42,10 @@ def eager_celery() -> None:
 
 
 @pytest.fixture(autouse=True)
-def no_remembered_medians() -> None:
-    """Each test reads its own launch history (provisioning.eta keeps medians 10 s)."""
-    eta._recent.clear()
+def nothing_kept() -> None:
+    """Each test reads its own launch history and catalogue (provisioning.recently keeps
+    them a few seconds per process)."""
+    recently.forget_all()
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 import pytest
 
-from provisioning import eta
+from provisioning import eta, recently
 from provisioning.models import Node, NodeStep
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guest_over_client")]
@@ -34,7 +34,7 @@ def test_the_medians_are_read_once_per_ten_seconds_per_process(
 ) -> None:
     """Every client watching a launch asks for the estimate; the history moves slowly."""
     now = [1000.0]
-    monkeypatch.setattr(eta.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(recently.time, "monotonic", lambda: now[0])
     with django_assert_num_queries(1):
         first = eta.step_medians({1})
         assert eta.step_medians({1}) == first

@@ -12,7 +12,7 @@ from django.core.cache import cache
 from django.db.models import F
 
 from portal.models import AuditEntry
-from provisioning import enqueue, guest_seed
+from provisioning import enqueue, guest_seed, recently, upgrades
 from provisioning.models import BaseImage, Cluster, K3sVersion, Node, Region
 from provisioning.tasks import guest_sim as sim_tasks
 from provisioning.tasks import upgrades as upgrade_tasks
@@ -185,3 +185,20 @@ def test_the_page_offers_the_upgrade_and_shows_it_under_way(
     page = client.get(f"/clusters/{old_cluster.uuid}/").content.decode()
     assert f"Upgrading to <strong>{NEW}</strong>: 0 of 3 nodes on it" in page
     assert "Upgrade available" not in page
+
+
+def test_the_offered_versions_are_read_once_per_ten_seconds_per_process(
+    old_cluster: Cluster, monkeypatch, django_assert_num_queries
+) -> None:
+    """Every watcher's GET shows them; an image published since shows within ten seconds."""
+    now = [1000.0]
+    monkeypatch.setattr(recently.time, "monotonic", lambda: now[0])
+    assert old_cluster.k3s_version.version == OLD  # loaded, as the cluster's GET has it
+    with django_assert_num_queries(1):
+        assert [v.version for v in upgrades.available(old_cluster)] == [NEW]
+        assert [v.version for v in upgrades.available(old_cluster)] == [NEW]
+    newer = K3sVersion.objects.create(version="v1.31.9+k3s1")
+    BaseImage.objects.create(version=newer, region=old_cluster.region, volume_name="n.qcow2")
+    assert [v.version for v in upgrades.available(old_cluster)] == [NEW]
+    now[0] += 10
+    assert [v.version for v in upgrades.available(old_cluster)] == [newer.version, NEW]
