@@ -99,11 +99,13 @@ def start_deleting(nodes: Iterable[Node]) -> list[int]:
     return [n.pk for n in nodes if transition(n, NODE_DELETABLE, N.DELETING, progressed_at=now)]
 
 
-def lock_cluster(cluster_id: int) -> None:
-    """Lock the cluster's row until commit (FOR NO KEY UPDATE: event inserts go on). What
-    changes a node and writes its cluster's events takes it first, as step_ledger.read
-    does, so writers queue in one order (the cluster, then its nodes), never deadlock."""
-    Cluster.objects.select_for_update(no_key=True).filter(pk=cluster_id).values_list("pk").get()
+def lock_cluster(cluster_id: int, *fields: str) -> tuple[Any, ...]:
+    """Lock the cluster's row until commit (FOR NO KEY UPDATE: event inserts go on); its
+    `fields` as the lock found them. What changes a node and writes its cluster's events
+    takes it first, as step_ledger.read does, so writers queue in one order (the cluster,
+    then its nodes), never deadlock."""
+    locked = Cluster.objects.select_for_update(no_key=True).filter(pk=cluster_id)
+    return tuple(locked.values_list("pk", *fields).get()[1:])
 
 
 def fail_node(node: Node, step: str, code: str, message: str) -> None:
@@ -147,8 +149,9 @@ def refresh_cluster(cluster: Cluster) -> None:
     # Lock the row first: two nodes finishing at once would each read the other as still
     # provisioning (READ COMMITTED) and leave the cluster provisioning for ever. NO KEY
     # lets event inserts (FOR KEY SHARE on the cluster) go on meanwhile.
-    lock_cluster(cluster.pk)
-    cluster.refresh_from_db(fields=["status", "ready_at", "created_at"])
+    cluster.status, cluster.ready_at, cluster.created_at = lock_cluster(
+        cluster.pk, "status", "ready_at", "created_at"
+    )
     if cluster.status in CLUSTER_GONE:
         return
     nodes = list(Node.objects.filter(cluster=cluster).exclude(status__in=NODE_GONE))
@@ -170,7 +173,7 @@ def refresh_cluster(cluster: Cluster) -> None:
     if transition(cluster, [cluster.status], target, **extra):
         message = f"Cluster {target}" + (f": {reason}" if reason else "")
         if first_ready:
-            took = (cluster.ready_at - cluster.created_at).total_seconds()  # type: ignore[operator]
+            took = (cluster.ready_at - cluster.created_at).total_seconds()
             message = f"Cluster running in {took:.1f} s (the seed's mark: 90 s)"
         events.record(
             cluster,

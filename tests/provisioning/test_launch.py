@@ -4,6 +4,8 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from networking.models import Port
 from observability.models import Event
@@ -161,3 +163,18 @@ def test_a_worker_loads_a_node_with_what_its_steps_read(
             "small",
         )
         assert node.cluster.network.uuid and node.cluster.firewall.uuid
+
+
+def test_a_clusters_refresh_reads_its_state_with_its_lock(
+    demo_cloud: Region, alice: User, acme: Organisation, api_for: Any
+) -> None:
+    """Every node that becomes Ready asks: the cluster's state read by the statement that
+    locks it, then its nodes; nothing to change, nothing more."""
+    cluster = Cluster.objects.get(uuid=launch(api_for(alice, acme), count=1)["id"])
+    cluster.status = "provisioning"  # a caller's copy, older than the row
+    with transaction.atomic(), CaptureQueriesContext(connection) as seen:
+        pipeline.refresh_cluster(cluster)
+    run = [q["sql"] for q in seen.captured_queries if not q["sql"].startswith(("BEGIN", "COMMIT"))]
+    assert len(run) == 2, run
+    assert '"status"' in run[0] and "provisioning_cluster" in run[0]
+    assert cluster.status == "running"
