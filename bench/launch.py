@@ -363,10 +363,14 @@ def measure(args: argparse.Namespace, observed: bool) -> dict[str, Any]:
     }
 
 
+def control_plane(shown: dict[str, Any]) -> list[str]:
+    """The processes counted as the control plane: all but the simulated guests."""
+    return [n for n in shown["cpu"] if n not in ("whole machine", GUESTS)]
+
+
 def control_ms(shown: dict[str, Any], count: int) -> float:
-    """CPU per node of the control plane: every process but the simulated guests."""
-    spent = sum(s for n, s in shown["cpu"].items() if n not in ("whole machine", GUESTS))
-    return 1000 * spent / count
+    """CPU per node of the control plane."""
+    return 1000 * sum(shown["cpu"][n] for n in control_plane(shown)) / count
 
 
 def summarise(args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:
@@ -411,9 +415,8 @@ def report(args: argparse.Namespace, shown: dict[str, Any], observed: bool) -> N
         + f" ({cores} cores busy {100 * shown['busy'] / shown['ticks']:.0f} % over the run;"
         " other load counts)"
     )
-    control = [n for n in shown["cpu"] if n not in ("whole machine", GUESTS)]
     print(
-        f"CPU per node, {' + '.join(control)}: {control_ms(shown, count):.0f} ms "
+        f"CPU per node, {' + '.join(control_plane(shown))}: {control_ms(shown, count):.0f} ms "
         f"(goal <= 100 ms); the simulated guests: {1000 * shown['cpu'][GUESTS] / count:.0f} ms "
         f"(the VMs' own on real hosts); the whole machine: {1000 * shown['busy'] / count:.0f} ms"
     )

@@ -72,7 +72,7 @@ def network_spec(
 ) -> NetworkSpec:
     """The network on `hypervisor`, with one static lease per node given (as live_nodes()
     loads them) that holds an address, and the segment's peers."""
-    addressed = [n for n in nodes if n.port_id is not None and n.port is not None]
+    addressed = [n for n in nodes if n.port is not None]
     hosts = [
         DhcpHost(
             mac=n.port.mac,

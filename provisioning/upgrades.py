@@ -63,7 +63,8 @@ def _imaged(region_id: int) -> list[K3sVersion]:
 
 # The versions with a base image in a region, as read at most this long ago in this process:
 # a published image is offered within seconds; starting an upgrade checks afresh (problem).
-_offered = recently.Kept(10.0, _imaged)
+OFFERED_SECONDS = 10.0
+_offered = recently.Kept(OFFERED_SECONDS, _imaged)
 
 
 def available(cluster: Cluster) -> list[K3sVersion]:

@@ -200,5 +200,5 @@ def test_the_offered_versions_are_read_once_per_ten_seconds_per_process(
     newer = K3sVersion.objects.create(version="v1.31.9+k3s1")
     BaseImage.objects.create(version=newer, region=old_cluster.region, volume_name="n.qcow2")
     assert [v.version for v in upgrades.available(old_cluster)] == [NEW]
-    now[0] += 10
+    now[0] += upgrades.OFFERED_SECONDS
     assert [v.version for v in upgrades.available(old_cluster)] == [newer.version, NEW]
