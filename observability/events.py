@@ -12,6 +12,7 @@ from uuid import UUID
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import models, transaction
+from django.db.models.expressions import Combinable
 
 from observability import log_context
 from observability.models import Event, EventState
@@ -44,13 +45,14 @@ def _ring(cluster_uuid: object, event_id: int) -> None:
 
 @dataclass(frozen=True)
 class Entry:
-    """One event to append (progress 0-100, clamped)."""
+    """One event to append: progress 0-100 (clamped), or an expression the insert
+    computes."""
 
     message: str
     state: str = EventState.INFO
     node: str = ""
     step: str = ""
-    progress: int = 0
+    progress: int | Combinable = 0
 
 
 def record(
@@ -79,8 +81,9 @@ def record(
 
 
 def append(cluster: Subject, entries: list[Entry]) -> list[Event]:
-    """Append `entries` in one insert; the caller's transaction holds the cluster's row
-    locked (as record() takes it), which keeps the cluster's ids in commit order."""
+    """Append `entries` in one insert (which returns each one's progress); the caller's
+    transaction holds the cluster's row locked (as record() takes it), which keeps the
+    cluster's ids in commit order."""
     written = Event.objects.bulk_create(
         Event(
             cluster_id=cluster.pk,
@@ -88,7 +91,11 @@ def append(cluster: Subject, entries: list[Entry]) -> list[Event]:
             state=entry.state,
             node=entry.node,
             step=entry.step,
-            progress=max(0, min(100, entry.progress)),
+            progress=(
+                max(0, min(100, entry.progress))
+                if isinstance(entry.progress, int)
+                else entry.progress
+            ),
         )
         for entry in entries
     )

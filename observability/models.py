@@ -33,7 +33,8 @@ class Event(models.Model):
     step = models.CharField(max_length=16, blank=True)
     state = models.CharField(max_length=8, choices=EventState.choices)
     message = models.CharField(max_length=500)
-    progress = models.PositiveSmallIntegerField(default=0)
+    # db_default: the insert returns it, as step_ledger has it computed there.
+    progress = models.PositiveSmallIntegerField(default=0, db_default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     organisation_path = "cluster__organisation"

@@ -200,10 +200,17 @@ class NodePoolAdmin(ReadOnlyAdmin):
 @admin.register(Node)
 class NodeAdmin(ReadOnlyAdmin):
     list_display = ["name", "cluster", "hypervisor", "status", "step", "error_code", "created_at"]
-    list_filter = ["status", "step"]
+    list_filter = ["status"]
     list_select_related = ["cluster", "hypervisor"]
     search_fields = ["name", "uuid", "cluster__name"]
     exclude = ["token_digest"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Node]:
+        return super().get_queryset(request).with_step()  # type: ignore[attr-defined]
+
+    @admin.display(description="step")
+    def step(self, node: Node) -> str:
+        return node.step
 
 
 @admin.register(NodeStep)

@@ -49,7 +49,7 @@ CLUSTER_SHOWN = (
     "upgrade_error",
 )  # fmt: skip
 NODE_SHOWN = (
-    "uuid", "cluster", "pool", "name", "is_server", "status", "step", "error_code",
+    "uuid", "cluster", "pool", "name", "is_server", "status", "error_code",
     "error_message", "console_tail", "hypervisor__name", "port__address", "port__mac",
     "health", "replaces__name", "k3s_version__version",
 )  # fmt: skip
@@ -76,9 +76,11 @@ class ClusterViewSet(
         """The caller's clusters with everything the serializer reads, in constant queries."""
         # Each join costs PostgreSQL planning time on every poll: a node's pool comes from
         # the cluster's prefetched pools (ClusterOutput.get_nodes), not a join.
-        nodes = Node.objects.select_related(
-            "hypervisor", "port", "health", "replaces", "k3s_version"
-        ).order_by("id")
+        nodes = (
+            Node.objects.with_step()
+            .select_related("hypervisor", "port", "health", "replaces", "k3s_version")
+            .order_by("id")
+        )
         if self.action == "retrieve":
             nodes = nodes.prefetch_related("steps")  # the ETA reads them
         clusters = (

@@ -48,14 +48,15 @@ C, N = ClusterStatus, NodeStatus
 
 
 def progress(cluster: Cluster) -> int:
-    """Share of the steps done over the cluster's active nodes, 0-100."""
+    """Share of the steps done over the cluster's active nodes, 0-100, rounded half up
+    (as step_ledger.progress_after counts it in SQL)."""
     rows = NodeStep.objects.filter(node__cluster=cluster, node__status__in=NODE_ACTIVE)
     counts = rows.aggregate(
         total=Count("id"), done=Count("id", filter=Q(finished_at__isnull=False))
     )
     if not counts["total"]:
         return 100 if cluster.status in (C.RUNNING, C.DELETED) else 0
-    return round(100 * counts["done"] / counts["total"])
+    return (200 * counts["done"] + counts["total"]) // (2 * counts["total"])
 
 
 def driver_for(node: Node) -> HypervisorDriver:
@@ -134,7 +135,8 @@ def fail_node(node: Node, step: str, code: str, message: str) -> None:
     if node.is_server:
         # Agents cannot join without their server: fail them now, so they give back
         # what they hold instead of waiting for the reaper.
-        for agent in Node.objects.filter(cluster=node.cluster, status__in=NODE_ACTIVE):
+        agents = Node.objects.with_step().filter(cluster=node.cluster, status__in=NODE_ACTIVE)
+        for agent in agents:
             fail_node(
                 agent,
                 agent.step,

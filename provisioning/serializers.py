@@ -19,6 +19,7 @@ from provisioning.models import (
     Region,
 )
 from provisioning.states import NodeStatus
+from provisioning.steps import Step
 
 # Shapes only: the rules on names and counts are the services' (provisioning.cluster_spec).
 
@@ -83,6 +84,8 @@ class ClusterInput(serializers.Serializer):
 class NodeOutput(serializers.ModelSerializer):
     id = serializers.UUIDField(source="uuid")
     pool = serializers.CharField(source="pool.name")
+    # Read from its step rows (NodeQuerySet.with_step).
+    step = serializers.ChoiceField(choices=Step.choices, allow_blank=True, read_only=True)
     hypervisor = serializers.CharField(source="hypervisor.name", allow_null=True, default=None)
     ip = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()

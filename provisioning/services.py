@@ -316,7 +316,6 @@ def retry_failed(actor: Actor, cluster: Cluster) -> list[str]:
                 hypervisor_id=host_id,
                 error_code="",
                 error_message="",
-                step="",
                 claimed_vcpus=node.pool.size.vcpus,
                 claimed_memory_mib=node.pool.size.memory_mib,
                 progressed_at=timezone.now(),

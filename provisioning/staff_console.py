@@ -57,7 +57,9 @@ def clusters(chosen: dict[str, Any]) -> QuerySet[Cluster]:
 
 
 def nodes(chosen: dict[str, Any]) -> QuerySet[Node]:
-    rows = Node.objects.select_related("cluster__organisation", "cluster__region", "hypervisor")
+    rows = Node.objects.with_step().select_related(
+        "cluster__organisation", "cluster__region", "hypervisor"
+    )
     lookups = {
         "status": "status",
         "region": "cluster__region",

@@ -1,11 +1,14 @@
-"""A node's steps moving on (started, done): the cluster's lock, one read and at most three
-writes for any number of moves, so a guest's batch of reports costs what one report does.
+"""A node's steps moving on (started, done): one locking read and at most two writes for
+any number of moves, so a guest's batch of reports costs what one report does.
 
-The cluster's row is locked first, until commit (its events are written one writer at a
-time, observability.events; pipeline.lock_cluster says why first); the read then takes
-the node's step rows with the node and its cluster, and the cluster's step counts for the
-progress figure. Every writer of the step times comes through here, so under that lock
-what was read is what is there: a repeated move is seen as one and changes nothing.
+The read locks the node's cluster first (its events are written one writer at a time,
+observability.events; pipeline.lock_cluster says why first), then the node and its step
+rows: PostgreSQL hands a statement that waited for a lock the newest version of each row
+it locked, so what is read is what the writers before it committed. Every writer of the
+step times comes through here, so under that lock a repeated move is seen as one and
+changes nothing. The node's current step and last move are read from these rows
+(NodeQuerySet), and the cluster's progress is counted by the event insert itself, in a
+statement that starts after the lock, as counts in the waiting read could be stale.
 """
 
 from collections.abc import Sequence
@@ -18,18 +21,21 @@ from django.db.models import (
     Count,
     DateTimeField,
     F,
-    OuterRef,
+    IntegerField,
     Q,
     Subquery,
     Value,
     When,
 )
+from django.db.models.expressions import Combinable
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import GreaterThan
 from django.utils import timezone
 
 from observability import events
 from observability.models import EventState
 from provisioning import steps
-from provisioning.models import Cluster, Node, NodeStep
+from provisioning.models import Node, NodeStep
 from provisioning.states import NODE_ACTIVE
 
 STARTED, DONE = "started", "done"
@@ -45,57 +51,43 @@ UNREAD = (
 )
 
 
-def _cluster_steps(*, done: bool) -> Subquery:
+def _cluster_steps(cluster_id: int, *, done: bool) -> Coalesce:
     """How many step rows the cluster's active nodes have (done ones only, with `done`)."""
-    rows = NodeStep.objects.filter(
-        node__cluster=OuterRef("node__cluster"), node__status__in=NODE_ACTIVE
-    )
+    rows = NodeStep.objects.filter(node__cluster_id=cluster_id, node__status__in=NODE_ACTIVE)
     if done:
         rows = rows.filter(finished_at__isnull=False)
-    return Subquery(rows.order_by().values("node__cluster").annotate(n=Count("id")).values("n"))
+    counted = rows.order_by().values("node__cluster").annotate(n=Count("id")).values("n")
+    return Coalesce(Subquery(counted), 0)
+
+
+def progress_after(cluster_id: int, undone: int) -> Combinable:
+    """The cluster's progress (0-100, rounded half up, as pipeline.progress) when `undone`
+    of its done steps were not yet: counted by the statement it is written in."""
+    total, done = _cluster_steps(cluster_id, done=False), _cluster_steps(cluster_id, done=True)
+    share = (200 * (done - undone) + total) / (2 * total)  # integers: SQL divides whole
+    return Case(When(GreaterThan(total, 0), then=share), default=0, output_field=IntegerField())
 
 
 @dataclass
 class Ledger:
     node: Node
     rows: dict[str, NodeStep]
-    total: int
-    done: int
-
-    @property
-    def progress(self) -> int:
-        """Share of the steps done over the cluster's active nodes, 0-100 (as
-        pipeline.progress counts it)."""
-        return round(100 * self.done / self.total) if self.total else 0
 
 
 def read(**node: Any) -> Ledger | None:
     """The ledger of the node matching `node` (Node field lookups); None when there is no
-    such node. Call it inside the transaction that moves the steps.
-
-    Two queries: the cluster's row locked first, then what is read, in a statement of its
-    own, so it is what the writers before it committed (a row read in the statement that
-    waited for the lock would be as it was before the wait)."""
-    lookup = {f"nodes__{name}": value for name, value in node.items()}
-    locked = Cluster.objects.filter(**lookup).select_for_update(no_key=True).values_list("pk")
-    if not list(locked):
-        return None
+    such node. Call it inside the transaction that moves the steps: it holds the locks."""
     found = list(
         NodeStep.objects.filter(**{f"node__{name}": value for name, value in node.items()})
         .select_related("node__cluster")
         .defer(*UNREAD)
-        .annotate(cluster_total=_cluster_steps(done=False), cluster_done=_cluster_steps(done=True))
+        # In this order: the cluster's row first, as every writer of its events takes it.
+        .select_for_update(no_key=True, of=("node__cluster", "node", "self"))
         .order_by("id")
     )
     if not found:
         return None
-    head: Any = found[0]
-    return Ledger(
-        node=head.node,
-        rows={row.step: row for row in found},
-        total=head.cluster_total or 0,
-        done=head.cluster_done or 0,
-    )
+    return Ledger(node=found[0].node, rows={row.step: row for row in found})
 
 
 def move(ledger: Ledger, moves: Sequence[tuple[str, str]], now: datetime | None = None) -> None:
@@ -104,30 +96,19 @@ def move(ledger: Ledger, moves: Sequence[tuple[str, str]], now: datetime | None 
     now = now or timezone.now()
     node = ledger.node
     changed: dict[str, NodeStep] = {}
-    entries: list[events.Entry] = []
-    current = ""
+    made: list[tuple[str, str, str]] = []  # (step, state, message)
     for step, state in moves:
         row = ledger.rows[step]
         if state == STARTED and row.started_at is None:
             row.started_at = now
-            current = step
             message = "started"
         elif state == DONE and row.finished_at is None:
             row.finished_at = now
-            ledger.done += 1
             message = f"done in {(now - (row.started_at or now)).total_seconds():.1f} s"
         else:
             continue
         changed[step] = row
-        entries.append(
-            events.Entry(
-                f"{node.name}: {steps.label(step)} {message}",
-                state=EventState.STARTED if state == STARTED else EventState.DONE,
-                node=node.name,
-                step=step,
-                progress=ledger.progress,
-            )
-        )
+        made.append((step, state, message))
     if not changed:
         return
     by_step = {name: Q(step=name) for name in changed}
@@ -143,8 +124,19 @@ def move(ledger: Ledger, moves: Sequence[tuple[str, str]], now: datetime | None 
             output_field=DateTimeField(),
         ),
     )
-    touched: dict[str, Any] = {"progressed_at": now}
-    if current:
-        touched["step"] = node.step = current
-    Node.objects.filter(pk=node.pk).update(**touched)
-    events.append(node.cluster, entries)
+    # Each event's progress counts the steps done up to it: the insert sees every done
+    # step, less those the batch made after it.
+    states = [state for _, state, _ in made]
+    events.append(
+        node.cluster,
+        [
+            events.Entry(
+                f"{node.name}: {steps.label(step)} {message}",
+                state=EventState.STARTED if state == STARTED else EventState.DONE,
+                node=node.name,
+                step=step,
+                progress=progress_after(node.cluster_id, states[k + 1 :].count(DONE)),
+            )
+            for k, (step, state, message) in enumerate(made)
+        ],
+    )

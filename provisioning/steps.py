@@ -46,7 +46,7 @@ TABLE: tuple[StepSpec, ...] = (
 NAMES: tuple[str, ...] = tuple(spec.name for spec in TABLE)
 _BY_NAME = {spec.name: spec for spec in TABLE}
 
-# The choices of NodeStep.step and Node.step (values and labels as stored since the start).
+# The choices of NodeStep.step (values and labels as stored since the start).
 # The functional Enum API is not in django-stubs, hence the cast.
 Step = cast(
     type[models.TextChoices],

@@ -3,7 +3,8 @@
 import uuid
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce, Greatest
 
 from portal.fields import EncryptedTextField
 from provisioning.failures import NodeError
@@ -113,6 +114,34 @@ class NodePool(models.Model):
         return f"{self.cluster}/{self.name}"
 
 
+class NodeQuerySet(models.QuerySet["Node"]):
+    """A node's step and last move are read from its step rows, so moving a step writes
+    those rows alone (provisioning.step_ledger)."""
+
+    def with_step(self) -> "NodeQuerySet":
+        """Annotate `step`: the step it failed at, else the last one it started ("" before
+        its first)."""
+        current = (
+            NodeStep.objects.filter(node=OuterRef("pk"))
+            .filter(Q(started_at__isnull=False) | Q(failed=True))
+            .order_by("-failed", F("started_at").desc(nulls_last=True), "-id")
+            .values("step")[:1]
+        )
+        return self.annotate(step=Coalesce(Subquery(current), Value("")))
+
+    def with_last_move(self) -> "NodeQuerySet":
+        """Annotate `moved_at`: the latest of its status change and its steps' times."""
+        stamp = Coalesce("finished_at", "started_at")
+        latest = (
+            NodeStep.objects.filter(node=OuterRef("pk"), started_at__isnull=False)
+            .order_by(stamp.desc())
+            .values(at=stamp)[:1]
+        )
+        return self.annotate(
+            moved_at=Greatest("progressed_at", Coalesce(Subquery(latest), "progressed_at"))
+        )
+
+
 class Node(models.Model):
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="nodes")
@@ -131,7 +160,6 @@ class Node(models.Model):
     claimed_vcpus = models.PositiveSmallIntegerField(default=0)
     claimed_memory_mib = models.PositiveIntegerField(default=0)
     status = models.CharField(max_length=12, choices=NodeStatus.choices, default=NodeStatus.PENDING)
-    step = models.CharField(max_length=16, choices=Step.choices, blank=True)
     error_code = models.CharField(max_length=40, choices=NodeError.choices, blank=True)
     error_message = models.CharField(max_length=500, blank=True)
     # The last lines of the guest's serial console, kept when a guest never phoned home.
@@ -139,6 +167,8 @@ class Node(models.Model):
     # Digest of the guest's token (cloud-init seed URL and phone-home); blank = revoked.
     token_digest = models.CharField(max_length=64, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When its status last changed (created, failed, deleting); its steps' times say the
+    # rest (NodeQuerySet.with_last_move).
     progressed_at = models.DateTimeField(auto_now_add=True)
     ready_at = models.DateTimeField(null=True, blank=True)
     # The port of its host's public address forwarded to this server node's 6443
@@ -152,6 +182,10 @@ class Node(models.Model):
     replaces = models.OneToOneField(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replaced_by"
     )
+
+    objects = NodeQuerySet.as_manager()
+    # Only on nodes read through NodeQuerySet.with_step().
+    step: str
 
     organisation_path = "cluster__organisation"
     TRANSITIONS = NODE_TRANSITIONS

@@ -10,7 +10,7 @@ from datetime import timedelta
 from celery import Task, shared_task
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from provisioning import enqueue, failures, guest_seed, guest_sim, pipeline, step_ledger, steps
@@ -144,8 +144,11 @@ def reap_stalled() -> int:
     """Fail launches that stopped making progress (a lost worker, a silent guest, a launch
     whose task never reached the broker), and re-drive deletions that stalled."""
     cutoff = timezone.now() - timedelta(seconds=settings.STEP_TIMEOUT_SECONDS)
-    stalled = Node.objects.filter(status__in=NODE_LAUNCHING, progressed_at__lt=cutoff).values_list(
-        "id", flat=True
+    stalled = (
+        Node.objects.with_last_move()
+        .with_step()
+        .filter(Q(moved_at__lt=cutoff), status__in=NODE_LAUNCHING)
+        .only("id")
     )
     # A deletion whose task was lost (broker down at commit, worker gone): ask again.
     for node_id in Node.objects.filter(
@@ -157,17 +160,17 @@ def reap_stalled() -> int:
     for node_id in silent_guests().values_list("id", flat=True):
         enqueue.on_commit(REPORT_SILENT_GUEST, node_id)
     count = 0
-    for node_id in stalled:
-        node = pipeline.load(node_id)
+    for found in stalled:
+        node, step = pipeline.load(found.pk), found.step
         if node is None:
             continue
         with transaction.atomic():
             pipeline.fail_node(
                 node,
-                node.step,
+                step,
                 failures.STEP_TIMEOUT,
                 f"No progress for {settings.STEP_TIMEOUT_SECONDS} s"
-                + (f" during {steps.label(node.step)}." if node.step else "."),
+                + (f" during {steps.label(step)}." if step else "."),
             )
         count += 1
     return count
@@ -201,9 +204,7 @@ def report_silent_guest(node_id: int) -> None:
     first = FIRST_GUEST_STEP
     with transaction.atomic():
         pipeline.lock_cluster(node.cluster_id)
-        Node.objects.filter(pk=node_id, status__in=NODE_LAUNCHING).update(
-            console_tail=tail, step=first
-        )
+        Node.objects.filter(pk=node_id, status__in=NODE_LAUNCHING).update(console_tail=tail)
         pipeline.fail_node(
             node,
             first,

@@ -270,7 +270,7 @@ def test_worker_killed_mid_step_resumes_when_redelivered(
     api_for(alice, acme).post("/api/v1/clusters", GOOD, format="json")
     node = Node.objects.get(is_server=True)
     # ...except the start of import_image, before the task was acknowledged.
-    Node.objects.filter(pk=node.pk).update(status="provisioning", step="import_image")
+    Node.objects.filter(pk=node.pk).update(status="provisioning")
     NodeStep.objects.filter(node=node, step="import_image").update(started_at=timezone.now())
     launch.run_step.apply(args=(node.pk, "import_image"))  # acks_late: the broker redelivers it
     assert NodeStep.objects.get(node=node, step="start_vm").finished_at is not None
@@ -279,23 +279,42 @@ def test_worker_killed_mid_step_resumes_when_redelivered(
     assert domain_state(node) == "running"
 
 
+def stall(settings) -> None:
+    """Every node and its steps last moved a step's timeout ago and more."""
+    # Their VMs started then too: the earlier silent-guest check is not what this tests.
+    settings.GUEST_BOOT_DEADLINE_SECONDS = settings.STEP_TIMEOUT_SECONDS * 2
+    long_ago = timezone.now() - timedelta(seconds=settings.STEP_TIMEOUT_SECONDS + 1)
+    Node.objects.update(progressed_at=long_ago)
+    NodeStep.objects.filter(started_at__isnull=False).update(started_at=long_ago)
+    NodeStep.objects.filter(finished_at__isnull=False).update(finished_at=long_ago)
+
+
 def test_reaper_fails_stalled_nodes_and_gives_everything_back(booted: list[Node], settings) -> None:
     before = {h.pk: h.vcpus_allocated for h in Hypervisor.objects.all()}
-    Node.objects.update(
-        progressed_at=timezone.now() - timedelta(seconds=settings.STEP_TIMEOUT_SECONDS + 1)
-    )
+    stall(settings)
     assert launch.reap_stalled.apply().get() == 3
     assert set(Node.objects.values_list("error_code", flat=True)) <= {
         "step_timeout",
         "server_failed",
     }
-    assert Node.objects.get(is_server=True).error_code == "step_timeout"
+    server = Node.objects.get(is_server=True)
+    assert server.error_code == "step_timeout"
+    assert server.error_message.endswith("during Start VM."), server.error_message
     assert not Port.objects.exists()
     assert all(h.vcpus_allocated == 0 for h in Hypervisor.objects.all())
     assert any(before.values())
     for node in booted:
         assert domain_state(node) is None
         assert not driver_of(node).volume_exists("default", node.volume_name)
+
+
+def test_a_step_moved_lately_is_progress_to_the_reaper(booted: list[Node], settings) -> None:
+    # The nodes' status changed long ago, but their steps moved just now.
+    Node.objects.update(
+        progressed_at=timezone.now() - timedelta(seconds=settings.STEP_TIMEOUT_SECONDS + 1)
+    )
+    assert launch.reap_stalled.apply().get() == 0
+    assert set(Node.objects.values_list("status", flat=True)) == {"provisioning"}
 
 
 def test_broker_down_at_commit_is_no_500_and_the_reaper_cleans_up(
@@ -310,9 +329,7 @@ def test_broker_down_at_commit_is_no_500_and_the_reaper_cleans_up(
     response = api_for(alice, acme).post("/api/v1/clusters", GOOD, format="json")
     assert response.status_code == 202
     assert set(Node.objects.values_list("status", flat=True)) == {"pending"}
-    Node.objects.update(
-        progressed_at=timezone.now() - timedelta(seconds=settings.STEP_TIMEOUT_SECONDS + 1)
-    )
+    stall(settings)
     launch.reap_stalled.apply()
     assert set(Node.objects.values_list("status", flat=True)) == {"failed"}
     assert not Port.objects.exists()
@@ -329,9 +346,7 @@ def test_a_lost_deletion_is_driven_again_by_the_reaper(
     services.delete_cluster(Actor(user=cluster.created_by), cluster)
     assert set(Node.objects.values_list("status", flat=True)) == {"deleting"}
     monkeypatch.setattr(launch.delete_node, "apply_async", real_send)
-    Node.objects.update(
-        progressed_at=timezone.now() - timedelta(seconds=settings.STEP_TIMEOUT_SECONDS + 1)
-    )
+    stall(settings)
     launch.reap_stalled.apply()
     assert set(Node.objects.values_list("status", flat=True)) == {"deleted"}
     assert cluster.__class__.objects.get(pk=cluster.pk).status == "deleted"

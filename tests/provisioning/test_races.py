@@ -92,9 +92,15 @@ def held_after(
     return ran
 
 
-def report_while(work: Callable[[], Any], thread: str, ran: threading.Event, node: Node) -> Any:
+def report_while(
+    work: Callable[[], Any],
+    thread: str,
+    ran: threading.Event,
+    node: Node,
+    move: tuple[str, str] = ("cloud_init", "started"),
+) -> Any:
     """Run `work` in a thread called `thread`; once `ran` is set (held_after), the node's
-    guest reports cloud_init started. The reply; what `work` raised fails the test."""
+    guest reports `move`. The reply; what `work` raised fails the test."""
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -108,7 +114,7 @@ def report_while(work: Callable[[], Any], thread: str, ran: threading.Event, nod
     worker = threading.Thread(target=run, name=thread)
     worker.start()
     ran.wait(timeout=10)
-    reply = report_of(node, "cloud_init", "started")
+    reply = report_of(node, *move)
     worker.join()
     assert not errors, errors
     return reply
@@ -153,3 +159,27 @@ def test_the_same_report_twice_at_once_writes_its_event_once(
     assert replies == [200] and again.status_code == 200
     started = Event.objects.filter(node=server.name, step="cloud_init", state="started")
     assert started.count() == 1
+
+
+def test_a_report_that_waited_counts_the_progress_committed_meanwhile(
+    waiting_server: Node, monkeypatch
+) -> None:
+    """Two guests finish a step at once: the second waits for the first's lock, and its
+    event's progress counts the step the first one finished (a count in the read that
+    waited would not; the event insert counts after the wait)."""
+    server = waiting_server
+    agent = Node.objects.filter(is_server=False).first()
+    assert agent is not None
+    for node in (server, agent):
+        assert report_of(node, "cloud_init", "started").status_code == 200
+    first_moved = held_after(monkeypatch, step_ledger, "move", "first")
+    replies: list[int] = []
+
+    def first() -> None:
+        replies.append(report_of(server, "cloud_init", "done").status_code)
+
+    again = report_while(first, "first", first_moved, agent, ("cloud_init", "done"))
+    assert replies == [200] and again.status_code == 200
+    done = Event.objects.filter(step="cloud_init", state="done").order_by("id")
+    # The workers' steps make six of the cluster's fifteen; then the server's, the agent's.
+    assert [(e.node, e.progress) for e in done] == [(server.name, 47), (agent.name, 53)]

@@ -62,7 +62,7 @@ def test_past_the_deadline_the_node_fails_at_cloud_init_with_its_console(
     settings.STEP_TIMEOUT_SECONDS = 300  # later than the deadline: this check comes first
     vm_started_ago(settings.GUEST_BOOT_DEADLINE_SECONDS + 1)
     launch.reap_stalled.apply()
-    server = Node.objects.get(is_server=True)
+    server = Node.objects.with_step().get(is_server=True)
     assert server.status == "failed"
     assert server.error_code == "guest_unreachable"
     assert str(settings.GUEST_BOOT_DEADLINE_SECONDS) in server.error_message
