@@ -18,18 +18,14 @@ from typing import Any
 
 from django.db.models import (
     Case,
-    Count,
     DateTimeField,
     F,
     IntegerField,
     Q,
-    Subquery,
     Value,
     When,
 )
-from django.db.models.expressions import Combinable
-from django.db.models.functions import Coalesce
-from django.db.models.lookups import GreaterThan
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from observability import events
@@ -51,21 +47,31 @@ UNREAD = (
 )
 
 
-def _cluster_steps(cluster_id: int, *, done: bool) -> Coalesce:
-    """How many step rows the cluster's active nodes have (done ones only, with `done`)."""
-    rows = NodeStep.objects.filter(node__cluster_id=cluster_id, node__status__in=NODE_ACTIVE)
-    if done:
-        rows = rows.filter(finished_at__isnull=False)
-    counted = rows.order_by().values("node__cluster").annotate(n=Count("id")).values("n")
-    return Coalesce(Subquery(counted), 0)
+def _progress_sql() -> str:
+    """SQL for the cluster's progress, rounded half up, when some of its done steps were
+    not yet: params undone, cluster id, then NODE_ACTIVE's statuses. Written out because
+    the ORM compiles a subquery again for each event of a batch, and that cost about a
+    third of a report's Python each time (cProfile's call counts)."""
+    step, node = NodeStep._meta, Node._meta
+    statuses = ", ".join(["%s"] * len(NODE_ACTIVE))
+    finished = step.get_field("finished_at").column
+    # Names from the models' meta; every value is a parameter.
+    done = f"SUM(CASE WHEN s.{finished} IS NULL THEN 0 ELSE 1 END)"
+    return (
+        f"COALESCE((SELECT (200 * ({done} - %s) + COUNT(*))"  # noqa: S608
+        " / NULLIF(2 * COUNT(*), 0)"
+        f" FROM {step.db_table} s JOIN {node.db_table} n ON n.id = s.node_id"
+        f" WHERE n.cluster_id = %s AND n.status IN ({statuses})), 0)"
+    )
 
 
-def progress_after(cluster_id: int, undone: int) -> Combinable:
-    """The cluster's progress (0-100, rounded half up, as pipeline.progress) when `undone`
-    of its done steps were not yet: counted by the statement it is written in."""
-    total, done = _cluster_steps(cluster_id, done=False), _cluster_steps(cluster_id, done=True)
-    share = (200 * (done - undone) + total) / (2 * total)  # integers: SQL divides whole
-    return Case(When(GreaterThan(total, 0), then=share), default=0, output_field=IntegerField())
+PROGRESS_SQL = _progress_sql()
+
+
+def progress_after(cluster_id: int, undone: int) -> RawSQL:
+    """The cluster's progress (0-100, as pipeline.progress) over its active nodes' steps
+    when `undone` of the done ones were not yet, counted by the statement it is in."""
+    return RawSQL(PROGRESS_SQL, (undone, cluster_id, *NODE_ACTIVE), IntegerField())  # noqa: S611
 
 
 @dataclass

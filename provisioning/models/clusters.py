@@ -3,7 +3,7 @@
 import uuid
 
 from django.db import models
-from django.db.models import F, OuterRef, Q, Subquery, Value
+from django.db.models import OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce, Greatest
 
 from portal.fields import EncryptedTextField
@@ -120,11 +120,13 @@ class NodeQuerySet(models.QuerySet["Node"]):
 
     def with_step(self) -> "NodeQuerySet":
         """Annotate `step`: the step it failed at, else the last one it started ("" before
-        its first)."""
+        its first). A step starts only once the one before it is done, and a node's step
+        rows are made in the steps' order, so the last started has the highest id."""
         current = (
-            NodeStep.objects.filter(node=OuterRef("pk"))
-            .filter(Q(started_at__isnull=False) | Q(failed=True))
-            .order_by("-failed", F("started_at").desc(nulls_last=True), "-id")
+            NodeStep.objects.filter(
+                Q(started_at__isnull=False) | Q(failed=True), node=OuterRef("pk")
+            )
+            .order_by("-failed", "-id")
             .values("step")[:1]
         )
         return self.annotate(step=Coalesce(Subquery(current), Value("")))
