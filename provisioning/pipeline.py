@@ -252,6 +252,8 @@ def load(node_id: int) -> Node | None:
             "hypervisor",
             "k3s_version",  # Node.version
         )
+        # Encrypted, so decrypted on every load, and no worker step reads them.
+        .defer(*(f"cluster__{name}" for name in Cluster.PKI_FIELDS), "hypervisor__credentials")
         .filter(pk=node_id)
         .first()
     )

@@ -31,20 +31,13 @@ from django.utils import timezone
 from observability import events
 from observability.models import EventState
 from provisioning import steps
-from provisioning.models import Node, NodeStep
+from provisioning.models import Cluster, Node, NodeStep
 from provisioning.states import NODE_ACTIVE
 
 STARTED, DONE = "started", "done"
 # What no mover of steps reads, and the widest columns: the cluster's CA material and join
 # token (decrypted on every load) and a failed guest's console lines.
-UNREAD = (
-    "node__cluster__server_ca_cert",
-    "node__cluster__server_ca_key",
-    "node__cluster__client_ca_cert",
-    "node__cluster__client_ca_key",
-    "node__cluster__join_token",
-    "node__console_tail",
-)
+UNREAD = (*(f"node__cluster__{name}" for name in Cluster.PKI_FIELDS), "node__console_tail")
 
 
 def _progress_sql() -> str:

@@ -74,6 +74,15 @@ class Cluster(models.Model):
     trace_parent = models.CharField(max_length=64, blank=True)
 
     TRANSITIONS = CLUSTER_TRANSITIONS
+    # The CA material and join token: only the seed and kubeconfigs read them, and loading
+    # a row decrypts the keys, so the hot paths defer these.
+    PKI_FIELDS = (
+        "server_ca_cert",
+        "server_ca_key",
+        "client_ca_cert",
+        "client_ca_key",
+        "join_token",
+    )
 
     class Meta:
         ordering = ["-created_at"]

@@ -152,7 +152,7 @@ def test_a_worker_loads_a_node_with_what_its_steps_read(
 ) -> None:
     created = launch(api_for(alice, acme), count=1)
     node_id = Node.objects.filter(cluster__uuid=created["id"]).values_list("pk", flat=True).get()
-    with django_assert_num_queries(1):
+    with django_assert_num_queries(1) as seen:
         node = pipeline.load(node_id)
         assert node is not None
         # The image import reads the node's version; start_vm its host, pool size, network.
@@ -163,6 +163,8 @@ def test_a_worker_loads_a_node_with_what_its_steps_read(
             "small",
         )
         assert node.cluster.network.uuid and node.cluster.firewall.uuid
+    # Nor does it load (and decrypt) the cluster's CA keys and join token.
+    assert "_encrypted" not in seen.captured_queries[0]["sql"]
 
 
 def test_a_clusters_refresh_reads_its_state_with_its_lock(
