@@ -76,9 +76,11 @@ def advance(node: Node, moves: list[tuple[str, str]]) -> bool:
 
 
 def node_ready(node: Node, when: datetime) -> None:
+    ran_before = node.ready_at is not None  # only a running node has health
     if transition(node, [N.PROVISIONING], N.RUNNING, ready_at=when):
-        # A retried node starts its health afresh: its first run's heartbeats stopped.
-        NodeHealth.objects.filter(node=node).delete()
+        if ran_before:
+            # A retried node starts its health afresh: its first run's heartbeats stopped.
+            NodeHealth.objects.filter(node=node).delete()
         if node.replaces_id is not None:
             replaced = Node.objects.filter(pk=node.replaces_id)
             for old in replaced:

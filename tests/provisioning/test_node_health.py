@@ -172,6 +172,20 @@ def test_a_retried_node_starts_its_health_afresh(running: Cluster, settings) -> 
     assert not NodeHealth.objects.filter(node=node).exists()
 
 
+def test_a_nodes_first_ready_does_not_look_for_health(
+    running: Cluster, django_assert_num_queries
+) -> None:
+    """Only a node that ran before can have health rows: a first launch skips the delete."""
+    node = Node.objects.filter(is_server=False).first()
+    assert node is not None
+    Node.objects.filter(pk=node.pk).update(status="provisioning", ready_at=None)
+    fresh = Node.objects.select_related("cluster").get(pk=node.pk)
+    with transaction.atomic(), django_assert_num_queries(3) as seen:
+        pipeline.node_ready(fresh, timezone.now())
+    assert not any("nodehealth" in q["sql"] for q in seen.captured_queries)
+    assert Node.objects.get(pk=node.pk).status == "running"
+
+
 def test_an_agents_heartbeat_costs_six_queries(
     running: Cluster, client, settings, django_assert_num_queries
 ) -> None:
