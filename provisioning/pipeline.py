@@ -158,13 +158,13 @@ def refresh_cluster(cluster: Cluster) -> None:
     )
     if cluster.status in CLUSTER_GONE:
         return
-    nodes = list(Node.objects.filter(cluster=cluster).exclude(status__in=NODE_GONE))
-    server_failed = any(n.is_server and n.status == N.FAILED for n in nodes)
-    if server_failed:
+    nodes = Node.objects.filter(cluster=cluster).exclude(status__in=NODE_GONE)
+    states = list(nodes.values_list("is_server", "status"))
+    if (True, N.FAILED) in states:
         target, reason = C.FAILED, "The server node failed."
-    elif any(n.status in NODE_LAUNCHING for n in nodes):
+    elif any(status in NODE_LAUNCHING for _, status in states):
         target, reason = C.PROVISIONING, ""
-    elif any(n.status == N.FAILED for n in nodes):
+    elif any(status == N.FAILED for _, status in states):
         target, reason = C.DEGRADED, "An agent node failed; retry it or scale the pool."
     else:
         target, reason = C.RUNNING, ""

@@ -179,4 +179,6 @@ def test_a_clusters_refresh_reads_its_state_with_its_lock(
     run = [q["sql"] for q in seen.captured_queries if not q["sql"].startswith(("BEGIN", "COMMIT"))]
     assert len(run) == 2, run
     assert '"status"' in run[0] and "provisioning_cluster" in run[0]
+    # Of its nodes, what the cluster's state is derived from.
+    assert run[1].split(" FROM ")[0].count('"provisioning_node".') == 2, run[1]
     assert cluster.status == "running"
