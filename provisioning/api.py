@@ -76,13 +76,11 @@ class ClusterViewSet(
         """The caller's clusters with everything the serializer reads, in constant queries."""
         # Each join costs PostgreSQL planning time on every poll: a node's pool comes from
         # the cluster's prefetched pools (ClusterOutput.get_nodes), not a join.
-        nodes = (
-            Node.objects.with_step()
-            .select_related("hypervisor", "port", "health", "replaces", "k3s_version")
-            .order_by("id")
-        )
-        if self.action == "retrieve":
-            nodes = nodes.prefetch_related("steps")  # the ETA reads them
+        nodes = Node.objects.select_related(
+            "hypervisor", "port", "health", "replaces", "k3s_version"
+        ).order_by("id")
+        # The detail's ETA reads the steps, and its nodes' steps come from them.
+        nodes = nodes.prefetch_related("steps") if self.action == "retrieve" else nodes.with_step()
         clusters = (
             access.for_request(Cluster.objects.all(), self.request)
             .select_related("region", "k3s_version", "upgrade_to", "network", "firewall")

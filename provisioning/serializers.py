@@ -18,6 +18,7 @@ from provisioning.models import (
     NodeSize,
     Region,
 )
+from provisioning.models.clusters import current_step
 from provisioning.states import NodeStatus
 from provisioning.steps import Step
 
@@ -84,7 +85,7 @@ class ClusterInput(serializers.Serializer):
 class NodeOutput(serializers.ModelSerializer):
     id = serializers.UUIDField(source="uuid")
     pool = serializers.CharField(source="pool.name")
-    # Read from its step rows (NodeQuerySet.with_step).
+    # Read from its step rows (NodeQuerySet.with_step; the detail, current_step).
     step = serializers.ChoiceField(choices=Step.choices, allow_blank=True, read_only=True)
     hypervisor = serializers.CharField(source="hypervisor.name", allow_null=True, default=None)
     ip = serializers.SerializerMethodField()
@@ -226,6 +227,11 @@ class ClusterDetailOutput(ClusterOutput):
             "error": cluster.upgrade_error,
             "available": [v.version for v in upgrades.available(cluster)],
         }
+
+    def get_nodes(self, cluster: Cluster) -> list[dict[str, Any]]:
+        for node in cluster.nodes.all():
+            node.step = current_step(node.steps.all())  # prefetched for the ETA: no query
+        return super().get_nodes(cluster)
 
     def get_eta_seconds(self, cluster: Cluster) -> float | None:
         remaining = eta.remaining_seconds(cluster)

@@ -1,6 +1,7 @@
 """Tenant clusters: their pools, nodes, the nodes' launch steps, and issued kubeconfigs."""
 
 import uuid
+from collections.abc import Iterable
 
 from django.db import models
 from django.db.models import OuterRef, Q, Subquery, Value
@@ -121,6 +122,13 @@ class NodePool(models.Model):
 
     def __str__(self) -> str:
         return f"{self.cluster}/{self.name}"
+
+
+def current_step(rows: Iterable["NodeStep"]) -> str:
+    """NodeQuerySet.with_step's rule over a node's step rows already read."""
+    read = list(rows)
+    chosen = [r for r in read if r.failed] or [r for r in read if r.started_at is not None]
+    return max(chosen, key=lambda row: row.pk).step if chosen else ""
 
 
 class NodeQuerySet(models.QuerySet["Node"]):
