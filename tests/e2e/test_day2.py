@@ -102,6 +102,11 @@ def test_staff_drain_a_host_and_read_the_console(
     expect(page.locator("#staff-clusters")).to_contain_text("drain-me")
     page.goto("/staff/nodes/?status=running&host=" + host_name)
     expect(page.locator("#staff-nodes")).to_contain_text("No node matches.")
+    # The nodes that moved elsewhere, each at its last step (read from its step rows).
+    page.goto("/staff/nodes/?status=running")
+    moved = page.locator("#staff-nodes tbody tr", has_text="drain-me")
+    expect(moved.first).to_contain_text("launch_k3s")
+    tab.shot(review_dir, "staff-nodes")
     page.goto("/staff/audit/?action=hypervisor.")
     audit = page.locator("#audit")
     for action in ("hypervisor.cordon", "hypervisor.drain", "hypervisor.drained"):

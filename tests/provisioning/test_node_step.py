@@ -2,10 +2,13 @@
 list, the staff pages, the reaper) and over rows already read (the cluster detail)."""
 
 import pytest
+from django.contrib.auth.models import User
+from django.test import Client
 from django.utils import timezone
 
 from provisioning.models import Node, NodeStep
 from provisioning.models.clusters import current_step
+from tests import second_factor
 from tests.provisioning.test_guest import booted
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -51,3 +54,11 @@ def test_the_list_and_the_detail_show_the_same_steps(
         booted[1].name: "cloud_init",
         booted[2].name: "start_vm",
     }
+
+
+def test_the_admin_lists_each_nodes_step(booted: list[Node]) -> None:
+    client = Client()
+    root = User.objects.create_superuser("root", "root@example.com", "root-pass-1")
+    second_factor.verified(client, root)
+    page = client.get("/admin/provisioning/node/").content.decode()
+    assert page.count('<td class="field-step">start_vm</td>') == len(booted)
