@@ -277,9 +277,10 @@ def main() -> None:
             # step failed, which the portal records as <step>_failed.
             injected = dict(
                 query(
-                    "SELECT step, count(*) FROM provisioning_node WHERE status = 'failed' "
-                    "AND (error_code = 'injected_fault' OR error_code = step || '_failed') "
-                    "GROUP BY step"
+                    "SELECT s.step, count(*) FROM provisioning_nodestep s"
+                    " JOIN provisioning_node n ON n.id = s.node_id"
+                    " WHERE n.status = 'failed' AND s.failed AND (n.error_code ="
+                    " 'injected_fault' OR n.error_code = s.step || '_failed') GROUP BY s.step"
                 )
             )
             for cluster_id in ids:
