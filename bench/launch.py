@@ -44,11 +44,11 @@ from portal.management.commands.serve import default_web_workers
 STEPS = ("import_image", "start_vm", "cloud_init", "fetch_deps", "launch_k3s")
 POLL_SECONDS = 1.0  # the bench watching for the end; ready_at gives the times
 WARM_UPS = 4  # 1-node launches per web process before the measured batch
-NAMES = ("web", "worker", "guests")
 # The simulated guests' work (their reports' HTTP clients) runs in a worker of its own,
 # counted apart: on real hosts it is the VMs' CPU, not the control plane's.
 GUESTS = "guests"
 GUEST_THREADS = 4
+NAMES = ("web", "worker", GUESTS)
 APPS = {"cloud", "portal", "provisioning", "networking", "observability"}
 
 

@@ -5,11 +5,15 @@ heartbeat through the real views). CPU time on a shared machine moves by a quart
 run to run; these counts do not, so they compare two versions of the code exactly.
 
 Run: DATABASE_URL=postgres://... .venv/bin/python bench/launch_cost.py   (or without: SQLite)
+Without CACHE_URL the cache is the scratch database's table, its queries counted (the
+host-sync marks, about 3 a node). With CACHE_URL=redis://..., give it an empty database:
+a mark a run before left, or a run slow enough to outlast one, moves the host syncs.
 """
 
 import cProfile
 import pstats
 import tempfile
+import traceback
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -26,8 +30,6 @@ GUEST_SIMULATOR = "provisioning/tasks/guest_sim.py:simulate_guest"
 
 def main() -> None:
     with scratch_database() as vendor:
-        import traceback
-
         from django.conf import settings
         from django.contrib.auth.models import User
         from django.db import connection
