@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import models, transaction
 from django.db.models.expressions import Combinable
 
-from observability import log_context
+from observability import layer_sends, log_context
 from observability.models import Event, EventState
 
 logger = logging.getLogger(__name__)
@@ -38,9 +37,8 @@ def _ring(cluster_uuid: object, event_id: int) -> None:
     layer = get_channel_layer()
     if layer is None:  # embedded mode: consumers poll the event table instead
         return
-    async_to_sync(layer.group_send)(
-        group_name(cluster_uuid), {"type": "event.ready", "event_id": event_id}
-    )
+    message = {"type": "event.ready", "event_id": event_id}
+    layer_sends.group_send(layer, group_name(cluster_uuid), message)
 
 
 @dataclass(frozen=True)

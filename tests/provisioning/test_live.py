@@ -1,7 +1,6 @@
 """The live event websocket: history then live, resume, no duplicates, auth, origin."""
 
 import asyncio
-import os
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from observability import events
 from portal import tokens
 from portal.models import Organisation
 from provisioning.models import Cluster, Region
+from tests import channel_layers
 from tests.provisioning.factories import make_cluster
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,15 +28,7 @@ def layer(request: pytest.FixtureRequest, settings: Any) -> str:
     if request.param == "in-memory":
         settings.CHANNEL_LAYERS = IN_MEMORY
     elif request.param == "redis":
-        url = os.environ.get("REDIS_URL")
-        if not url:
-            pytest.skip("REDIS_URL is not set (CI sets it)")
-        settings.CHANNEL_LAYERS = {
-            "default": {
-                "BACKEND": "channels_redis.core.RedisChannelLayer",
-                "CONFIG": {"hosts": [url]},
-            }
-        }
+        channel_layers.use_redis(settings)
     else:
         settings.CHANNEL_LAYERS = {}
     return str(request.param)

@@ -1,0 +1,63 @@
+"""Doorbells from sync threads without an event loop (Celery's) reach the consumers over
+channels-redis on one connection, not one connection per send."""
+
+import threading
+from typing import Any
+
+import pytest
+import redis
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from observability import layer_sends
+from tests import channel_layers
+
+
+@pytest.fixture
+def redis_url(settings: Any) -> str:
+    return channel_layers.use_redis(settings)
+
+
+def connections_made(url: str) -> int:
+    stats = redis.Redis.from_url(url).info("stats")
+    return int(stats["total_connections_received"])
+
+
+def in_plain_thread(work: Any) -> None:
+    """Run `work` on a thread of its own, as a Celery worker's thread runs a task."""
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as error:  # handed to the test's thread
+            failed.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert not failed, failed
+
+
+def test_sends_from_a_thread_without_a_loop_share_one_connection(redis_url) -> None:
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)("cluster.sends", channel)
+    layer_sends.group_send(layer, "cluster.sends", {"type": "event.ready", "event_id": 0})
+    before = connections_made(redis_url)
+
+    def ring_twenty() -> None:
+        for event_id in range(1, 21):
+            layer_sends.group_send(
+                layer, "cluster.sends", {"type": "event.ready", "event_id": event_id}
+            )
+
+    in_plain_thread(ring_twenty)
+    in_plain_thread(ring_twenty)
+    # The count's own connection is the one more.
+    assert connections_made(redis_url) - before <= 1
+
+    async def receive(count: int) -> list[int]:
+        return [(await layer.receive(channel))["event_id"] for _ in range(count)]
+
+    assert async_to_sync(receive)(41) == [0, *range(1, 21), *range(1, 21)]
