@@ -81,10 +81,22 @@ def health_of(node: Node) -> NodeHealth | None:
 
 
 def _locked_health(node: Node, now: datetime) -> NodeHealth:
-    health, _ = NodeHealth.objects.select_for_update().get_or_create(
-        node=node, defaults={"state": H.UNKNOWN, "changed_at": now}
+    """The node's health row, locked; for its first heartbeat a new one, saved by _judge."""
+    health = NodeHealth.objects.select_for_update().filter(node=node).first()
+    return health or NodeHealth(node=node, state=H.UNKNOWN, changed_at=now)
+
+
+def _save(health: NodeHealth) -> None:
+    if not health._state.adding:
+        health.save()
+        return
+    # An upsert: two first heartbeats at once both found no row to lock.
+    NodeHealth.objects.bulk_create(
+        [health],
+        update_conflicts=True,
+        unique_fields=["node"],
+        update_fields=[f.name for f in NodeHealth._meta.concrete_fields if not f.primary_key],
     )
-    return health
 
 
 def _judge(node: Node, health: NodeHealth, now: datetime) -> None:
@@ -94,7 +106,7 @@ def _judge(node: Node, health: NodeHealth, now: datetime) -> None:
     if state != was:
         health.changed_at = now
     health.state, health.reason = state, reason
-    health.save()
+    _save(health)
     if state == was or H.UNHEALTHY not in (state, was):
         return
     if state == H.UNHEALTHY:
@@ -116,13 +128,12 @@ def record(node: Node, sample: Sample, kube_nodes: Mapping[str, str] | None, now
     if node.status != NodeStatus.RUNNING:
         raise NotRunning(f"node is {node.status}, not running: no more heartbeats")
     health = _locked_health(node, now)
-    # At most two samples per interval are kept, however often a guest posts.
-    last = NodeHeartbeat.objects.filter(node=node).order_by("-id").values_list("at", flat=True)
-    last_at = last.first()
-    if last_at is None or now - last_at >= timedelta(seconds=settings.HEARTBEAT_SECONDS / 2):
+    # At most two samples per interval are kept, however often a guest posts; the beat
+    # drops those older than the history (prune_history).
+    last = health.sampled_at
+    if last is None or now - last >= timedelta(seconds=settings.HEARTBEAT_SECONDS / 2):
         NodeHeartbeat.objects.create(node=node, at=now, **asdict(sample))
-        history = timedelta(seconds=settings.HEARTBEAT_HISTORY_SECONDS)
-        NodeHeartbeat.objects.filter(node=node, at__lt=now - history).delete()
+        health.sampled_at = now
     health.seen_at, health.k3s_state = now, sample.k3s_state[:20]
     if node.is_server and kube_nodes is not None:
         others = Node.objects.filter(cluster_id=node.cluster_id, status=NodeStatus.RUNNING)
@@ -133,6 +144,14 @@ def record(node: Node, sample: Sample, kube_nodes: Mapping[str, str] | None, now
         health.kube_status = kube_nodes.get(node.name, NodeHealth.ABSENT)[:40]
     _judge(node, health, now)
     return health.state
+
+
+def prune_history(now: datetime) -> int:
+    """Drop every node's samples older than the history the charts show: one statement on
+    the beat, not one per heartbeat; how many went."""
+    history = timedelta(seconds=settings.HEARTBEAT_HISTORY_SECONDS)
+    deleted, _ = NodeHeartbeat.objects.filter(at__lt=now - history).delete()
+    return deleted
 
 
 def silent_nodes(now: datetime) -> list[int]:

@@ -25,6 +25,8 @@ class NodeHealth(models.Model):
     # Its STATUS in the server's `kubectl get nodes` (Ready, NotReady...), ABSENT when the
     # server's list lacks it, blank until the server has reported a list.
     kube_status = models.CharField(max_length=40, blank=True)
+    # The newest heartbeat kept in the history: whether the next is kept needs no read of it.
+    sampled_at = models.DateTimeField(null=True, blank=True)
 
     ABSENT = "absent"
 
@@ -52,7 +54,8 @@ class NodeHeartbeat(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["node", "id"])]
+        # By node for the charts, by age for the beat's pruning of every node at once.
+        indexes = [models.Index(fields=["node", "id"]), models.Index(fields=["at"])]
 
     def __str__(self) -> str:
         return f"{self.node} at {self.at:%H:%M:%S}"

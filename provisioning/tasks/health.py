@@ -1,5 +1,6 @@
 """Nodes' health, on beat: mark running nodes whose heartbeat stopped (provisioning.node_health),
-then replace the nodes unhealthy for longer than their cluster allows (provisioning.healing)."""
+then replace the nodes unhealthy for longer than their cluster allows (provisioning.healing),
+and drop the samples older than the charts' history."""
 
 from celery import shared_task
 from django.utils import timezone
@@ -13,4 +14,5 @@ def watch_health() -> int:
     now = timezone.now()
     silent = node_health.judge_silent(now)
     healing.heal(now)
+    node_health.prune_history(now)
     return silent

@@ -56,7 +56,8 @@ def test_the_agent_heartbeat_reports_this_machine_and_the_servers_node_list(
     cluster = Cluster.objects.get()
     server = Node.objects.get(cluster=cluster, is_server=True)
     agent = Node.objects.get(cluster=cluster, is_server=False)
-    NodeHeartbeat.objects.all().delete()  # the simulator's
+    NodeHeartbeat.objects.all().delete()  # the simulator's, kept just now:
+    NodeHealth.objects.update(sampled_at=None)  # the agent's beat is kept too
     kubectl = (
         f"{server.name}   Ready      control-plane,master   5m   v1.31.4+k3s1\n"
         f"{agent.name}    NotReady   <none>                 4m   v1.31.4+k3s1"

@@ -122,9 +122,13 @@ def test_history_keeps_the_last_hour_and_two_samples_per_interval(running: Clust
     start = timezone.now()
     NodeHeartbeat.objects.all().delete()
     NodeHealth.objects.all().delete()
-    # Every 5 s for 90 minutes: a guest posting six times as often as it should.
+    # Every 5 s for 90 minutes: a guest posting six times as often as it should, with the
+    # beat's pruning every half interval.
     for tick in range(0, 90 * 60, 5):
-        node_health.record(node, sample, None, start + timedelta(seconds=tick))
+        now = start + timedelta(seconds=tick)
+        node_health.record(node, sample, None, now)
+        if tick % (settings.HEARTBEAT_SECONDS // 2) == 0:
+            node_health.prune_history(now)
     kept = NodeHeartbeat.objects.filter(node=node)
     history = timedelta(seconds=settings.HEARTBEAT_HISTORY_SECONDS)
     assert kept.earliest("at").at >= kept.latest("at").at - history
@@ -186,15 +190,60 @@ def test_a_nodes_first_ready_does_not_look_for_health(
     assert Node.objects.get(pk=node.pk).status == "running"
 
 
-def test_an_agents_heartbeat_costs_six_queries(
+def test_an_agents_heartbeat_costs_four_queries(
     running: Cluster, client, settings, django_assert_num_queries
 ) -> None:
-    """What every running node costs each interval: the node with what the answer reads,
-    its locked health row, the last sample, the new sample and the history's trim, the
-    verdict, between the transaction's BEGIN and COMMIT."""
+    """What every running node costs each interval: the node with what the answer reads
+    (its K3s version too, not its cluster's secrets), its locked health row, the new
+    sample, the verdict, between the transaction's BEGIN and COMMIT. The history's trim
+    is the beat's."""
     settings.HEARTBEAT_SECONDS = 0  # keep every sample
     agent = Node.objects.filter(is_server=False).first()
     assert agent is not None
-    beat(client, agent)
-    with django_assert_num_queries(6 + 2):
+    version = agent.version.version
+    beat(client, agent, k3s_version=version)
+    with django_assert_num_queries(4 + 2) as seen:
+        assert beat(client, agent, k3s_version=version).json()["health"] == "healthy"
+    assert not any(q["sql"].startswith("DELETE") for q in seen.captured_queries)
+    # Nor does it load (and decrypt) the cluster's CA keys and join token: the seed's
+    # user-data alone needs them.
+    assert not any("_encrypted" in q["sql"] for q in seen.captured_queries)
+    assert NodeHeartbeat.objects.filter(node=agent).count() == 3
+
+
+def test_a_first_heartbeat_writes_its_health_row_once(
+    running: Cluster, client, django_assert_num_queries
+) -> None:
+    """The node, the look for its health row, the sample, the row's one upsert."""
+    agent = Node.objects.select_related("pool__size").filter(is_server=False).first()
+    assert agent is not None
+    NodeHealth.objects.filter(node=agent).delete()
+    with django_assert_num_queries(4 + 2):
         assert beat(client, agent).json()["health"] == "healthy"
+    row = NodeHealth.objects.get(node=agent)
+    assert (row.state, row.k3s_state) == ("healthy", "active")
+    assert row.sampled_at == row.seen_at == NodeHeartbeat.objects.filter(node=agent).latest("id").at
+
+
+def test_a_heartbeat_inside_half_an_interval_keeps_no_sample(running: Cluster, client) -> None:
+    agent = Node.objects.filter(is_server=False).first()
+    assert agent is not None
+    before = NodeHeartbeat.objects.filter(node=agent).count()
+    assert beat(client, agent).status_code == 200  # the launch's own beat was just now
+    assert NodeHeartbeat.objects.filter(node=agent).count() == before
+    row = NodeHealth.objects.get(node=agent)
+    assert row.sampled_at is not None
+    assert row.seen_at is not None and row.seen_at > row.sampled_at
+
+
+def test_the_beat_drops_every_nodes_samples_older_than_the_history(
+    running: Cluster, settings
+) -> None:
+    history = timedelta(seconds=settings.HEARTBEAT_HISTORY_SECONDS)
+    old = NodeHeartbeat.objects.first()
+    assert old is not None
+    NodeHeartbeat.objects.filter(pk=old.pk).update(at=timezone.now() - history - timedelta(1))
+    kept = NodeHeartbeat.objects.count() - 1
+    health.watch_health.apply()
+    assert NodeHeartbeat.objects.count() == kept
+    assert not NodeHeartbeat.objects.filter(pk=old.pk).exists()
