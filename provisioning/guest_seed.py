@@ -22,7 +22,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 
 from provisioning import addresses, k3s_flags, steps
-from provisioning.models import Node
+from provisioning.models import Cluster, Node
 
 # Where guests report their steps (provisioning.guest_views.PhoneHomeView), and once
 # running their heartbeats (HeartbeatView).
@@ -71,12 +71,22 @@ def smbios_serial(node: Node) -> str:
     return f"ds=nocloud-net;s={seed_url(node)}"
 
 
-def node_for_token(token: str) -> Node | None:
+def node_for_token(token: str, secrets: bool = False) -> Node | None:
+    """The token's node; with its cluster's CA keys and join token only when `secrets`
+    (each is decrypted on load, and only the user-data reads them)."""
     if not token:
         return None
+    nodes = Node.objects.defer("hypervisor__credentials")  # no guest's answer reads them
+    if not secrets:
+        nodes = nodes.defer(*(f"cluster__{name}" for name in Cluster.PKI_FIELDS))
     return (
-        Node.objects.select_related(
-            "cluster__network", "pool__size", "cluster__k3s_version", "port", "hypervisor"
+        nodes.select_related(
+            "cluster__network",
+            "pool__size",
+            "cluster__k3s_version",
+            "k3s_version",  # a heartbeat's answer compares it
+            "port",
+            "hypervisor",
         )
         .filter(token_digest=token_digest(token))
         .exclude(token_digest="")

@@ -51,9 +51,10 @@ NOT_A_NODE = "Unknown or revoked node token."
 SECRET_DOCUMENTS = {"user-data"}
 
 
-def asking_node(request: HttpRequest | Request, token: str) -> Node | None:
-    """The token's node, when whoever asks may act as it (may_act_as)."""
-    node = guest_seed.node_for_token(token)
+def asking_node(request: HttpRequest | Request, token: str, secrets: bool = False) -> Node | None:
+    """The token's node, when whoever asks may act as it (may_act_as); `secrets` as
+    guest_seed.node_for_token."""
+    node = guest_seed.node_for_token(token, secrets)
     return node if node is not None and may_act_as(request, node) else None
 
 
@@ -82,7 +83,7 @@ def may_act_as(request: HttpRequest | Request, node: Node) -> bool:
 @require_GET
 def seed_document(request: HttpRequest, token: str, document: str) -> HttpResponse:
     render = DOCUMENTS.get(document)
-    node = asking_node(request, token) if render else None
+    node = asking_node(request, token, secrets=document in SECRET_DOCUMENTS) if render else None
     if node is None or render is None:
         raise Http404("No such seed.")
     if document in SECRET_DOCUMENTS and node.status not in NODE_LAUNCHING:

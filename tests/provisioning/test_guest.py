@@ -6,7 +6,9 @@ from typing import Any
 import pytest
 import yaml
 from django.core.cache import cache
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from networking.models import Port
@@ -73,7 +75,11 @@ def test_seed_documents(booted: list[Node]) -> None:
     network = yaml.safe_load(client.get(base + "network-config").content)
     address = Port.objects.get(owner=str(server.uuid)).address
     assert network["ethernets"]["tenant0"]["addresses"] == [f"{address}/24"]
-    text = client.get(base + "user-data").content.decode()
+    with CaptureQueriesContext(connection) as seen:
+        text = client.get(base + "user-data").content.decode()
+    # The user-data loads the cluster's secrets with the node (not one by one, deferred);
+    # the other documents do without them.
+    assert sum("_encrypted" in q["sql"] for q in seen.captured_queries) == 1
     assert text.startswith("#cloud-config\n")
     document = yaml.safe_load(text)
     files = {f["path"]: f for f in document["write_files"]}
