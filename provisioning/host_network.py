@@ -57,8 +57,13 @@ def locked(network: Network, hypervisor: Hypervisor) -> Iterator[None]:
 
 def live_nodes() -> QuerySet[Node]:
     """With what a network's DHCP leases read (network_spec); counts and subqueries of it
-    join nothing."""
-    return Node.objects.exclude(status__in=NODE_GONE).select_related("cluster", "port")
+    join nothing. Not the clusters' CA keys and join tokens: each would be decrypted, for
+    every node on the host, at every attach."""
+    return (
+        Node.objects.exclude(status__in=NODE_GONE)
+        .select_related("cluster", "port")
+        .defer(*(f"cluster__{name}" for name in Cluster.PKI_FIELDS), "console_tail")
+    )
 
 
 def peer_hosts(network: Network, hypervisor: Hypervisor) -> QuerySet[Hypervisor]:

@@ -179,12 +179,11 @@ def refresh_cluster(cluster: Cluster) -> None:
         if first_ready:
             took = (cluster.ready_at - cluster.created_at).total_seconds()
             message = f"Cluster running in {took:.1f} s (the seed's mark: 90 s)"
-        events.record(
-            cluster,
-            message,
-            state=EventState.FAILED if target == C.FAILED else EventState.INFO,
-            progress=progress(cluster),
-        )
+        state = EventState.FAILED if target == C.FAILED else EventState.INFO
+        # Running: every active node's steps are done. The row is locked (above), as
+        # events.append asks.
+        done = 100 if target == C.RUNNING else progress(cluster)
+        events.append(cluster, [events.Entry(message, state, progress=done)])
         notify.cluster_changed(cluster)
 
 
@@ -253,6 +252,7 @@ def load(node_id: int) -> Node | None:
             "pool__size",
             "hypervisor",
             "k3s_version",  # Node.version
+            "port",  # its address and MAC, for the host's network
         )
         # Encrypted, so decrypted on every load, and no worker step reads them.
         .defer(*(f"cluster__{name}" for name in Cluster.PKI_FIELDS), "hypervisor__credentials")

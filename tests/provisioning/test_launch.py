@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from networking.models import Port
 from observability.models import Event
 from portal.models import Organisation
-from provisioning import pipeline, steps
+from provisioning import addresses, pipeline, steps
 from provisioning.drivers import get_driver
 from provisioning.models import Cluster, Hypervisor, Node, NodeStep, Region
 
@@ -152,6 +152,8 @@ def test_a_worker_loads_a_node_with_what_its_steps_read(
 ) -> None:
     created = launch(api_for(alice, acme), count=1)
     node_id = Node.objects.filter(cluster__uuid=created["id"]).values_list("pk", flat=True).get()
+    port = Node.objects.select_related("port").get(pk=node_id).port
+    assert port is not None
     with django_assert_num_queries(1) as seen:
         node = pipeline.load(node_id)
         assert node is not None
@@ -163,6 +165,8 @@ def test_a_worker_loads_a_node_with_what_its_steps_read(
             "small",
         )
         assert node.cluster.network.uuid and node.cluster.firewall.uuid
+        # The host's network needs its address and MAC.
+        assert (addresses.address_of(node), addresses.mac_of(node)) == (port.address, port.mac)
     # Nor does it load (and decrypt) the cluster's CA keys and join token.
     assert "_encrypted" not in seen.captured_queries[0]["sql"]
 
