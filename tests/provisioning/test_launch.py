@@ -171,6 +171,23 @@ def test_a_worker_loads_a_node_with_what_its_steps_read(
     assert "_encrypted" not in seen.captured_queries[0]["sql"]
 
 
+def test_a_cluster_that_runs_says_so_at_100_percent_under_the_one_lock(
+    demo_cloud: Region, alice: User, acme: Organisation, api_for: Any
+) -> None:
+    """Its event needs neither a count of the steps (running: all are done) nor another
+    lock of the row refresh_cluster holds."""
+    cluster = Cluster.objects.get(uuid=launch(api_for(alice, acme), count=1)["id"])
+    Cluster.objects.filter(pk=cluster.pk).update(status="provisioning")
+    with transaction.atomic(), CaptureQueriesContext(connection) as seen:
+        pipeline.refresh_cluster(cluster)
+    run = [q["sql"] for q in seen.captured_queries]
+    reads = [sql for sql in run if sql.startswith('SELECT "provisioning_cluster"."id"')]
+    assert len(reads) == 1, run  # the lock, with the state
+    assert not any("COUNT(" in sql for sql in run), run
+    event = Event.objects.filter(cluster=cluster).latest("id")
+    assert (event.message, event.progress) == ("Cluster running", 100)
+
+
 def test_a_clusters_refresh_reads_its_state_with_its_lock(
     demo_cloud: Region, alice: User, acme: Organisation, api_for: Any
 ) -> None:
