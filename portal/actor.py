@@ -5,7 +5,7 @@ check it (`actor.require(Action.CHANGE, organisation)`) and write it to the audi
 A service never sees an HTTP request.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from django.contrib.auth.models import User
@@ -53,6 +53,11 @@ class Actor:
     via: Via = Via.WEB
     bound: bool = False
     is_system: bool = False
+    # The roles read so far, by organisation: a request's permission check and its
+    # service both ask, and an actor lives for one request, task or command.
+    _roles: dict[int, Role | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def system(cls, via: Via = Via.TASK) -> "Actor":
@@ -65,12 +70,14 @@ class Actor:
     def role_in(self, organisation: Organisation) -> Role | None:
         if self.user is None:
             return None
-        role = (
-            Membership.objects.filter(user=self.user, organisation=organisation)
-            .values_list("role", flat=True)
-            .first()
-        )
-        return Role(role) if role else None
+        if organisation.pk not in self._roles:
+            role = (
+                Membership.objects.filter(user=self.user, organisation=organisation)
+                .values_list("role", flat=True)
+                .first()
+            )
+            self._roles[organisation.pk] = Role(role) if role else None
+        return self._roles[organisation.pk]
 
     def can(self, action: Action, organisation: Organisation) -> bool:
         if self.is_system:

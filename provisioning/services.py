@@ -47,8 +47,10 @@ C, N = ClusterStatus, NodeStatus
 
 def _lock_quota(organisation: Organisation) -> None:
     """Serialises launches of one organisation, so quota checks cannot race."""
-    Quota.objects.get_or_create(organisation=organisation)
-    Quota.objects.select_for_update().get(organisation=organisation)
+    locked = Quota.objects.select_for_update().filter(organisation=organisation)
+    if locked.values_list("pk").first() is None:  # the organisation's first: make its row
+        Quota.objects.get_or_create(organisation=organisation)
+        locked.values_list("pk").get()
 
 
 def _add_nodes(
@@ -149,7 +151,9 @@ def create_cluster(actor: Actor, spec: ClusterRequest) -> Cluster:
                 )
                 node_ids += [n.pk for n in _add_nodes(cluster, pool, pool_spec.count, plan, offset)]
                 offset += pool_spec.count
-            events.record(cluster, f"Cluster requested: {plan.summary}.", progress=0)
+            # No other transaction sees the new row, so none can write its events: the
+            # first one needs no lock on it (events.record takes one).
+            events.append(cluster, [events.Entry(f"Cluster requested: {plan.summary}.")])
             audit.record(
                 "cluster.create",
                 cluster,

@@ -8,10 +8,14 @@ import yaml
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from django.contrib.auth.models import User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from networking.models import Network, Port
+from observability.models import Event
 from portal.models import AuditEntry, Organisation, Quota
+from provisioning import enqueue
 from provisioning.models import Cluster, Hypervisor, IssuedCredential, Node, NodeStep
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guest_over_client")]
@@ -75,6 +79,26 @@ def test_quota_refuses_before_anything_is_created(demo_cloud, alice, acme, api_f
     assert response.status_code == 400
     assert "nodes 3 of 2" in response.json()["pools"][0]
     assert nothing_created()
+
+
+def test_a_create_reads_the_callers_role_and_the_quota_row_once(
+    demo_cloud, alice, acme, api_for, monkeypatch
+) -> None:
+    """The permission and the service both ask the caller's role: one read. The quota row's
+    lock finds it, and the network's and the nodes' checks read its limits. The new
+    cluster's first event needs no lock on a row no other transaction can see."""
+    monkeypatch.setattr(enqueue, "launch_cluster", lambda cluster_id: None)  # the create only
+    Quota.objects.get_or_create(organisation=acme)  # as after the organisation's first launch
+    with CaptureQueriesContext(connection) as seen:
+        assert api_for(alice, acme).post("/api/v1/clusters", GOOD, format="json").status_code == 202
+    run = [q["sql"] for q in seen.captured_queries]
+    assert sum(sql.startswith('SELECT "portal_membership"."role"') for sql in run) == 1
+    assert sum('FROM "portal_quota"' in sql for sql in run) == 3
+    locks = [
+        sql for sql in run if sql.startswith('SELECT "provisioning_cluster"."id" AS "pk" FROM')
+    ]
+    assert not locks
+    assert list(Event.objects.values_list("progress", flat=True)) == [0]
 
 
 def test_capacity_shortage_names_what_is_short(demo_cloud, alice, acme, api_for) -> None:
