@@ -44,4 +44,9 @@ def group_send(layer: BaseChannelLayer, group: str, message: dict[str, Any]) -> 
         async_to_sync(layer.group_send)(group, message)
         return
     sending: Coroutine[Any, Any, None] = layer.group_send(group, message)
-    asyncio.run_coroutine_threadsafe(sending, _shared_loop()).result(SEND_SECONDS)
+    future = asyncio.run_coroutine_threadsafe(sending, _shared_loop())
+    try:
+        future.result(SEND_SECONDS)
+    except TimeoutError:
+        future.cancel()  # not left running on the loop, holding a connection
+        raise

@@ -1,6 +1,7 @@
 """Doorbells from sync threads without an event loop (Celery's) reach the consumers over
 channels-redis on one connection, not one connection per send."""
 
+import asyncio
 import threading
 from typing import Any
 
@@ -61,3 +62,23 @@ def test_sends_from_a_thread_without_a_loop_share_one_connection(redis_url) -> N
         return [(await layer.receive(channel))["event_id"] for _ in range(count)]
 
     assert async_to_sync(receive)(41) == [0, *range(1, 21), *range(1, 21)]
+
+
+def test_a_send_that_hangs_fails_and_stops(redis_url, monkeypatch) -> None:
+    """Past SEND_SECONDS the caller (an on_commit hook, which logs it) gets a timeout, and
+    the send does not go on holding a connection on the shared loop."""
+    layer = get_channel_layer()
+    stopped = threading.Event()
+
+    async def hang(group: str, message: dict[str, Any]) -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            stopped.set()
+            raise
+
+    monkeypatch.setattr(layer, "group_send", hang)
+    monkeypatch.setattr(layer_sends, "SEND_SECONDS", 0.1)
+    with pytest.raises(TimeoutError):
+        layer_sends.group_send(layer, "cluster.sends", {"type": "event.ready", "event_id": 1})
+    assert stopped.wait(5)
