@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 import redis
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from observability import layer_sends
@@ -40,10 +39,18 @@ def in_plain_thread(work: Any) -> None:
     assert not failed, failed
 
 
+def awaited(coroutine: Any) -> Any:
+    """The coroutine's result, run on a loop of its own in a plain thread: the test's own
+    thread may hold a running loop (an earlier test's, as Playwright's sync API leaves)."""
+    result: list[Any] = []
+    in_plain_thread(lambda: result.append(asyncio.run(coroutine)))
+    return result[0]
+
+
 def test_sends_from_a_thread_without_a_loop_share_one_connection(redis_url) -> None:
     layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)("cluster.sends", channel)
+    channel = awaited(layer.new_channel())
+    awaited(layer.group_add("cluster.sends", channel))
     layer_sends.group_send(layer, "cluster.sends", {"type": "event.ready", "event_id": 0})
     before = connections_made(redis_url)
 
@@ -61,7 +68,7 @@ def test_sends_from_a_thread_without_a_loop_share_one_connection(redis_url) -> N
     async def receive(count: int) -> list[int]:
         return [(await layer.receive(channel))["event_id"] for _ in range(count)]
 
-    assert async_to_sync(receive)(41) == [0, *range(1, 21), *range(1, 21)]
+    assert awaited(receive(41)) == [0, *range(1, 21), *range(1, 21)]
 
 
 def test_a_send_that_hangs_fails_and_stops(redis_url, monkeypatch) -> None:

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from cloud.asgi import application
 from provisioning import guest_seed, guest_sim, live, node_health
-from provisioning.models import Cluster, Node, NodeHeartbeat
+from provisioning.models import Cluster, Node, NodeHealth, NodeHeartbeat
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("guest_over_client")]
 TWO = {"name": "charts", "region": "demo", "pools": [{"name": "w", "size": "small", "count": 2}]}
@@ -38,7 +38,8 @@ def beat(node: Node, **changes: Any) -> None:
 def test_the_page_charts_each_running_nodes_last_hour(running: Cluster, alice, browser_for):
     server = Node.objects.select_related("pool__size").get(is_server=True)
     sample = node_health.Sample(0.4, 50.0, 512, 1024, 20.0, "active")
-    NodeHeartbeat.objects.filter(node=server).delete()  # the simulator's, just now
+    NodeHeartbeat.objects.filter(node=server).delete()  # the simulator's, kept just now:
+    NodeHealth.objects.filter(node=server).update(sampled_at=None)  # these are kept too
     start = timezone.now() - timedelta(minutes=50)
     for minute in range(0, 50, 5):
         node_health.record(server, sample, None, start + timedelta(minutes=minute))
