@@ -78,7 +78,7 @@ def node_for_token(token: str, secrets: bool = False) -> Node | None:
         return None
     nodes = Node.objects.defer("hypervisor__credentials")  # no guest's answer reads them
     if not secrets:
-        nodes = nodes.defer(*(f"cluster__{name}" for name in Cluster.PKI_FIELDS))
+        nodes = nodes.defer(*Cluster.pki_fields_from("cluster"))
     return (
         nodes.select_related(
             "cluster__network",

@@ -62,7 +62,7 @@ def live_nodes() -> QuerySet[Node]:
     return (
         Node.objects.exclude(status__in=NODE_GONE)
         .select_related("cluster", "port")
-        .defer(*(f"cluster__{name}" for name in Cluster.PKI_FIELDS), "console_tail")
+        .defer(*Cluster.pki_fields_from("cluster"), "console_tail")
     )
 
 

@@ -146,12 +146,11 @@ def record(node: Node, sample: Sample, kube_nodes: Mapping[str, str] | None, now
     return health.state
 
 
-def prune_history(now: datetime) -> int:
+def prune_history(now: datetime) -> None:
     """Drop every node's samples older than the history the charts show: one statement on
-    the beat, not one per heartbeat; how many went."""
+    the beat, not one per heartbeat."""
     history = timedelta(seconds=settings.HEARTBEAT_HISTORY_SECONDS)
-    deleted, _ = NodeHeartbeat.objects.filter(at__lt=now - history).delete()
-    return deleted
+    NodeHeartbeat.objects.filter(at__lt=now - history).delete()
 
 
 def silent_nodes(now: datetime) -> list[int]:

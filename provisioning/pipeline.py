@@ -255,7 +255,7 @@ def load(node_id: int) -> Node | None:
             "port",  # its address and MAC, for the host's network
         )
         # Encrypted, so decrypted on every load, and no worker step reads them.
-        .defer(*(f"cluster__{name}" for name in Cluster.PKI_FIELDS), "hypervisor__credentials")
+        .defer(*Cluster.pki_fields_from("cluster"), "hypervisor__credentials")
         .filter(pk=node_id)
         .first()
     )

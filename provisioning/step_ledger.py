@@ -37,7 +37,7 @@ from provisioning.states import NODE_ACTIVE
 STARTED, DONE = "started", "done"
 # What no mover of steps reads, and the widest columns: the cluster's CA material and join
 # token (decrypted on every load) and a failed guest's console lines.
-UNREAD = (*(f"node__cluster__{name}" for name in Cluster.PKI_FIELDS), "node__console_tail")
+UNREAD = (*Cluster.pki_fields_from("node__cluster"), "node__console_tail")
 
 
 def _progress_sql() -> str:

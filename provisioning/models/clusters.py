@@ -98,6 +98,12 @@ class Cluster(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @classmethod
+    def pki_fields_from(cls, path: str) -> tuple[str, ...]:
+        """PKI_FIELDS as lookups from a model that reaches the cluster by `path`
+        ("cluster", "node__cluster"), for defer()."""
+        return tuple(f"{path}__{name}" for name in cls.PKI_FIELDS)
+
 
 class NodePool(models.Model):
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
